@@ -1,0 +1,48 @@
+"""Random search: every NAS paper's baseline. Uniform over the actions that keep the network valid."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from agents.base import Agent, StepCallback
+
+
+@dataclass
+class RandomSearchConfig:
+    seed: int = 0
+    """Seeds the action choices."""
+    mask_invalid: bool = True
+    """Choose only among valid actions; False samples all 8 and lets the environment end invalid episodes."""
+
+
+class RandomSearch(Agent):
+    name = "random"
+    Config = RandomSearchConfig
+
+    def __init__(self, env, config: RandomSearchConfig | None = None, **hyperparameters: Any):
+        super().__init__(env, config, **hyperparameters)
+        self.rng = np.random.default_rng(self.config.seed)
+
+    def predict(self, observation: np.ndarray, state: Any = None, deterministic: bool = False) -> tuple[int, Any]:
+        allowed = self._mask(observation) if self.config.mask_invalid else np.ones(8, dtype=bool)
+        return int(self.rng.choice(np.flatnonzero(allowed))), state
+
+    def learn(self, total_steps: int, callback: StepCallback | None = None) -> RandomSearch:
+        observation, _ = self.env.reset()
+        for _ in range(total_steps):
+            action, _ = self.predict(observation)
+            observation, reward, terminated, truncated, info = self.env.step(action)
+            if not self._notify(callback, reward, terminated, info):
+                break
+            if terminated or truncated:
+                observation, _ = self.env.reset()
+        return self
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state["rng"]

@@ -1,0 +1,5 @@
+import sys
+
+from nasgym.cli import main
+
+sys.exit(main())

@@ -1,0 +1,44 @@
+"""Datasets by name: ``get_dataset("digits")``, and the registry that loaders add themselves to."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from nasgym.datasets.base import Dataset, ImageData, fingerprint_arrays, resize_images, subsample
+from nasgym.datasets.digits import DigitsDataset
+from nasgym.errors import DatasetError
+
+__all__ = [
+    "Dataset", "ImageData", "dataset_names", "fingerprint_arrays", "get_dataset", "load_dataset",
+    "register_dataset", "resize_images", "subsample",
+]  # fmt: skip
+
+DatasetFactory = Callable[..., Dataset]
+_REGISTRY: dict[str, DatasetFactory] = {}
+
+
+def register_dataset(name: str, factory: DatasetFactory) -> None:
+    """Make ``name`` usable in ``gym.make("NAS-v0", dataset=name)``; ``factory(data_dir=...)`` builds it."""
+    _REGISTRY[name] = factory
+
+
+def dataset_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
+    """The dataset called ``name``; an unknown name lists the known ones."""
+    if name not in _REGISTRY:
+        raise DatasetError(f"unknown dataset {name!r}; known datasets: {', '.join(dataset_names())}")
+    return _REGISTRY[name](data_dir=data_dir)
+
+
+def load_dataset(
+    name: str, image_size: int, max_samples: int | None = None, data_dir: str | Path | None = None
+) -> ImageData:
+    """Load ``name`` at ``image_size``, optionally cut to a fixed subset of ``max_samples`` images."""
+    return subsample(get_dataset(name, data_dir).load(image_size), max_samples)
+
+
+register_dataset("digits", lambda data_dir=None: DigitsDataset())

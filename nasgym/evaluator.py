@@ -1,0 +1,132 @@
+"""Turn architectures into rewards: through the reward cache, training only what it has not seen.
+
+The environment asks an evaluator for rewards; agents that sample many architectures at once (REINFORCE)
+ask it for a whole batch. ``FunctionEvaluator`` is the documented hook for a cheap, known reward
+(toy problems, testing an agent's learning logic) in place of training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+from nasgym.datasets import ImageData
+from nasgym.network import parameter_count
+from nasgym.reward_cache import CachedReward, RewardCache, reward_key
+from nasgym.search_space import TERMINAL_ACTION, Architecture
+from nasgym.trainer import ChildTrainer, TrainConfig, resolve_device
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The reward of one architecture and where it came from."""
+
+    architecture: str
+    accuracy: float
+    from_cache: bool
+    train_seconds: float
+    parameters: int
+    failure: str | None = None
+
+
+@dataclass
+class EvaluationStats:
+    """What an evaluator has spent: networks trained, answers from the persistent cache, repeats."""
+
+    trained: int = 0
+    cache_hits: int = 0
+    repeats: int = 0
+    train_seconds: float = 0.0
+
+
+class Evaluator(Protocol):
+    def evaluate(self, architectures: Sequence[Architecture]) -> list[Evaluation]:
+        """Rewards of valid architectures, in order; duplicates are evaluated once."""
+        ...
+
+
+def network_of(architecture: Architecture) -> Architecture:
+    """The computing layers only: 'c3-m2' and 'c3-m2-t' are the same network and share one reward."""
+    return Architecture(tuple(a for a in architecture.actions if a != TERMINAL_ACTION))
+
+
+class TrainingEvaluator:
+    """Trains child networks on one dataset (NasGym's reward), answering repeats from the cache."""
+
+    def __init__(
+        self,
+        data: ImageData,
+        config: TrainConfig = TrainConfig(),
+        device: str | torch.device = "auto",
+        cache: RewardCache | str | Path | None = None,
+    ):
+        self.data = data
+        self.config = config
+        self.device = resolve_device(device)
+        self.cache = RewardCache(cache) if isinstance(cache, (str, Path)) else cache
+        self.settings = config.key_fields(self.device)
+        self.stats = EvaluationStats()
+        self._trainer: ChildTrainer | None = None
+        # Repeats within this evaluator get the very same answer, so a step is a pure function of the
+        # architecture (Gymnasium's determinism check) and provenance is reported as first seen.
+        self._memo: dict[str, Evaluation] = {}
+
+    @property
+    def trainer(self) -> ChildTrainer:
+        """Built on first use, so runs answered entirely from the cache never touch the device."""
+        if self._trainer is None:
+            self._trainer = ChildTrainer(self.data, self.config, self.device)
+        return self._trainer
+
+    def key(self, architecture: Architecture) -> str:
+        return reward_key(self.data.fingerprint, network_of(architecture).nsc().tolist(), self.settings)
+
+    def evaluate(self, architectures: Sequence[Architecture]) -> list[Evaluation]:
+        results = []
+        for architecture in architectures:
+            key = self.key(architecture)
+            if key in self._memo:
+                self.stats.repeats += 1
+            else:
+                self._memo[key] = self._evaluate_one(architecture, key)
+            results.append(self._memo[key])
+        return results
+
+    def _evaluate_one(self, architecture: Architecture, key: str) -> Evaluation:
+        name = str(network_of(architecture))
+        cached = self.cache.get(key) if self.cache is not None else None
+        if cached is not None:
+            self.stats.cache_hits += 1
+            return Evaluation(name, cached.accuracy, True, cached.train_seconds, cached.parameters, cached.failure)
+        result = self.trainer.train(network_of(architecture))
+        self.stats.trained += 1
+        self.stats.train_seconds += result.train_seconds
+        if self.cache is not None:
+            reward = CachedReward(result.accuracy, result.train_seconds, result.parameters, result.failure)
+            settings = {**self.settings, "dataset": self.data.name}
+            self.cache.put(key, name, self.data.name, reward, settings)
+        return Evaluation(name, result.accuracy, False, result.train_seconds, result.parameters, result.failure)
+
+
+class FunctionEvaluator:
+    """Reward = ``reward_fn(architecture)``, no training: a cheap known reward for tests and toy problems."""
+
+    def __init__(self, reward_fn: Callable[[Architecture], float], n_classes: int = 10, image_size: int = 84):
+        self.reward_fn = reward_fn
+        self.n_classes = n_classes
+        self.image_size = image_size
+        self.stats = EvaluationStats()
+
+    def evaluate(self, architectures: Sequence[Architecture]) -> list[Evaluation]:
+        results = []
+        for architecture in architectures:
+            self.stats.trained += 1
+            network = network_of(architecture)
+            accuracy = float(self.reward_fn(network))
+            params = parameter_count(network, self.n_classes, self.image_size)
+            results.append(Evaluation(str(network), accuracy, False, 0.0, params))
+        return results
