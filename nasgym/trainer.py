@@ -52,6 +52,8 @@ class TrainConfig:
             return "bf16" if device.type == "cuda" else "fp32"
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', got {self.precision!r}")
+        if self.precision == "bf16" and device.type != "cuda":
+            raise ValueError("precision='bf16' needs a CUDA device; use 'fp32' or 'auto' on the CPU")
         return self.precision
 
     def key_fields(self, device: torch.device) -> dict:
@@ -101,8 +103,6 @@ class ChildTrainer:
         self.config = config
         self.device = resolve_device(device)
         self.precision = config.resolved_precision(self.device)
-        if self.precision == "bf16" and self.device.type != "cuda":
-            raise ValueError("precision='bf16' needs a CUDA device; use 'fp32' or 'auto' on the CPU")
         train_idx, eval_idx = split_indices(len(data), config.train_fraction, config.seed)
         # uint8 NCHW on the device: 4x smaller than float, converted one batch at a time.
         images = torch.from_numpy(data.images).permute(0, 3, 1, 2)

@@ -1,0 +1,36 @@
+"""The child network has NasGym's shape: ReLU-Conv-BN blocks, no padding, stride-k pooling, 1024-unit head."""
+
+import pytest
+import torch
+from torch import nn
+
+from nasgym.network import NetworkConfig, build_network, count_parameters, parameter_count
+from nasgym.search_space import Architecture
+
+
+@pytest.mark.parametrize("text", ["t", "c1", "c3-m2-c5-a3", "m3-m3-m3", "c5-c5-a2-c3-m3-c1-a2-c1-t"])
+def test_parameter_count_matches_the_built_network(text):
+    architecture = Architecture.parse(text)
+    model = build_network(architecture, n_classes=7, image_size=32)
+    assert count_parameters(model) == parameter_count(architecture, 7, 32)
+    side = architecture.spatial_sizes(32)[-1]
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 7)
+    head = [m for m in model if isinstance(m, nn.Linear)]
+    channels = 32 if "c" in text else 3
+    assert head[0].in_features == channels * side * side and head[0].out_features == 1024
+
+
+def test_conv_block_is_relu_conv_bn_without_padding():
+    model = build_network(Architecture.parse("c5-m3"), n_classes=10, image_size=84)
+    relu, conv, bn, pool = list(model)[:4]
+    assert isinstance(relu, nn.ReLU) and isinstance(bn, nn.BatchNorm2d)
+    assert conv.kernel_size == (5, 5) and conv.padding == (0, 0) and conv.stride == (1, 1) and conv.out_channels == 32
+    assert isinstance(pool, nn.MaxPool2d) and pool.kernel_size == 3 and pool.stride == 3
+    dropout = next(m for m in model if isinstance(m, nn.Dropout))
+    assert dropout.p == 0.4
+
+
+def test_network_config_changes_the_shape():
+    config = NetworkConfig(filters=8, dense_units=64, dropout=0.1)
+    model = build_network(Architecture.parse("c3"), n_classes=3, image_size=10, config=config)
+    assert count_parameters(model) == (3 * 9 * 8 + 8) + 16 + (8 * 8 * 8 + 1) * 64 + 65 * 3
