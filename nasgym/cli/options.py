@@ -8,35 +8,41 @@ from typing import Any
 from nasgym.datasets import dataset_names
 
 
-def add_env_options(parser: argparse.ArgumentParser, seed_flag: str = "--seed") -> None:
-    """Every training setting of NAS-v0, NasGym's values as defaults (see ``help(nasgym.env.NASEnv)``)."""
+def add_env_options(parser: argparse.ArgumentParser, seed_flag: str = "--seed", with_dataset: bool = True) -> None:
+    """Every training setting of NAS-v0, NasGym's values as defaults (see ``help(nasgym.env.NASEnv)``).
+
+    A command may change defaults with ``parser.set_defaults``; the help texts show the effective ones.
+    """
     group = parser.add_argument_group("environment and child training")
-    group.add_argument(
-        "--dataset", default="digits", help=f"dataset name ({', '.join(dataset_names())}; default digits)"
-    )
-    group.add_argument("--epochs", type=int, default=12, help="training epochs per child (default 12)")
-    group.add_argument("--batch-size", type=int, default=128, help="minibatch size (default 128)")
-    group.add_argument("--image-size", type=int, default=84, help="image side in pixels (default 84)")
-    group.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    if with_dataset:
+        group.add_argument(
+            "--dataset", default="digits", help=f"dataset name ({', '.join(dataset_names())}; default %(default)s)"
+        )
+    group.add_argument("--epochs", type=int, default=12, help="training epochs per child (default %(default)s)")
+    group.add_argument("--batch-size", type=int, default=128, help="minibatch size (default %(default)s)")
+    group.add_argument("--image-size", type=int, default=84, help="image side in pixels (default %(default)s)")
+    group.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default %(default)s)")
     group.add_argument(
         "--lr-decay-epochs",
         type=int,
         default=5,
-        help="multiply the rate by --lr-decay-factor every this many epochs; 0 = constant (default 5)",
+        help="multiply the rate by --lr-decay-factor every this many epochs; 0 = constant (default %(default)s)",
     )
-    group.add_argument("--lr-decay-factor", type=float, default=0.2, help="(default 0.2)")
-    group.add_argument("--max-layers", type=int, default=10, help="rows per episode, terminal included (default 10)")
-    group.add_argument("--reward", choices=("per_step", "final"), default="per_step", help="(default per_step)")
+    group.add_argument("--lr-decay-factor", type=float, default=0.2, help="(default %(default)s)")
+    group.add_argument(
+        "--max-layers", type=int, default=10, help="rows per episode, terminal included (default %(default)s)"
+    )
+    group.add_argument("--reward", choices=("per_step", "final"), default="per_step", help="(default %(default)s)")
     group.add_argument(
         seed_flag,
         dest="train_seed",
         type=int,
         default=0,
-        help="training seed: split, initialisation, batch order (default 0)",
+        help="training seed: split, initialisation, batch order (default %(default)s)",
     )
     group.add_argument("--max-samples", type=int, default=None, help="use a fixed random subset of this many images")
-    group.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto", help="(default auto)")
-    group.add_argument("--device", default="auto", help="cuda, cpu or auto (default auto)")
+    group.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto", help="(default %(default)s)")
+    group.add_argument("--device", default="auto", help="cuda, cpu or auto (default %(default)s)")
     group.add_argument("--data-dir", default=None, help="where prepared datasets live")
     group.add_argument(
         "--cache",

@@ -1,0 +1,63 @@
+"""``nasgym bench agents`` end to end: the report's numbers come from the episodes CSVs, the plots are real."""
+
+import csv
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+from matplotlib.image import imread
+
+import agents
+from nasgym.cli import main
+from tests.conftest import TINY
+
+FLAGS = ["--epochs", "1", "--image-size", "12", "--max-samples", "200", "--batch-size", str(TINY["batch_size"]),
+         "--device", "cpu", "--no-progress"]  # fmt: skip
+
+
+def assert_png_with_data(path: Path) -> None:
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
+    pixels = imread(path)
+    assert pixels.ndim == 3 and pixels.shape[0] > 100 and pixels.shape[1] > 100
+    # Something was drawn: many distinct colours, not a blank canvas.
+    assert len(np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)) > 20, path
+
+
+def episodes(folder: Path) -> list[dict[str, str]]:
+    with open(folder / "episodes.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_bench_report_matches_the_episode_csvs(tmp_path):
+    out = tmp_path / "bench"
+    names = agents.agent_names()
+    argv = ["bench", "agents", "--datasets", "digits", "--agents", ",".join(names), "--steps", "16",
+            "--seeds", "2", "--out", str(out), *FLAGS]  # fmt: skip
+    assert main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    report = (out / "report.md").read_text()
+    for row in results["aggregate"]:
+        runs = [episodes(out / "runs" / "digits" / row["agent"] / f"seed{seed}") for seed in range(2)]
+        assert all(len(rows) == 16 for rows in runs)
+        best = [max(float(r["reward"]) for r in rows) for rows in runs]
+        last = [np.mean([float(r["reward"]) for r in rows[-2:]]) for rows in runs]  # 10% of 16 steps -> 2
+        trained_seconds = [sum(float(r["train_seconds"]) for r in rows if r["trained"] == "True") for rows in runs]
+        assert math.isclose(row["best_reward"], np.mean(best))
+        assert math.isclose(row["mean_reward_last10"], np.mean(last))
+        assert math.isclose(row["train_seconds"], np.mean(trained_seconds))
+        shares = np.mean([np.bincount([int(r["action"]) for r in rows], minlength=8) / 16 for rows in runs], axis=0)
+        assert np.allclose([row[f"action_{t}"] for t in ("c1", "c3", "c5", "m2", "m3", "a2", "a3", "t")], shares)
+        # The markdown table shows the same best reward.
+        line = next(line for line in report.splitlines() if line.startswith(f"| {row['agent']} | "))
+        assert re.search(rf"\| {np.mean(best):.3f}( \+- [0-9.]+)? \|", line), line
+    pngs = sorted(out.glob("*.png"))
+    assert {p.name for p in pngs} >= {"rewards_digits.png", "episode_length_digits.png", "action_proportions.png"}
+    for png in pngs:
+        assert_png_with_data(png)
+        assert f"]({png.name})" in report
+
+    # Rerunning finds every run complete and only rewrites the results.
+    assert main(argv) == 0
+    assert all(len(episodes(out / "runs" / "digits" / name / "seed0")) == 16 for name in names)
