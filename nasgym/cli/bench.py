@@ -6,12 +6,8 @@ import argparse
 
 import agents
 import envs_data
-from nasgym.cli.options import add_env_options, env_options
+from nasgym.cli.options import add_env_options, comma_list, env_options
 from nasgym.experiments.bench import BenchSettings, run_bench
-
-
-def _names(text: str) -> list[str]:
-    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -23,9 +19,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "OUT/results.json, OUT/results.csv, plots and OUT/report.md. Rerunning continues unfinished runs.",
     )  # fmt: skip
     defaults = envs_data.load("experiments")
-    bench.add_argument("--datasets", type=_names, default=defaults["bench"]["datasets"],
+    bench.add_argument("--datasets", type=comma_list, default=defaults["bench"]["datasets"],
                        help=f"comma-separated (default {','.join(defaults['bench']['datasets'])})")  # fmt: skip
-    bench.add_argument("--agents", type=_names, default=agents.agent_names(),
+    bench.add_argument("--agents", type=comma_list, default=agents.agent_names(),
                        help=f"comma-separated (default {','.join(agents.agent_names())})")  # fmt: skip
     bench.add_argument("--steps", type=int, default=defaults["bench"]["steps"],
                        help="environment steps per run (default %(default)s)")  # fmt: skip

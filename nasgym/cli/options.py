@@ -8,6 +8,11 @@ from typing import Any
 from nasgym.datasets import dataset_names
 
 
+def comma_list(text: str) -> list[str]:
+    """'a, b,c' -> ['a', 'b', 'c'] for options that take several names."""
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 def add_env_options(parser: argparse.ArgumentParser, seed_flag: str = "--seed", with_dataset: bool = True) -> None:
     """Every training setting of NAS-v0, NasGym's values as defaults (see ``help(nasgym.env.NASEnv)``).
 
