@@ -6,10 +6,10 @@ import argparse
 import sys
 
 from nasgym import __version__
-from nasgym.cli import search, train
+from nasgym.cli import data, search, train
 from nasgym.errors import NasGymError
 
-COMMANDS = (train, search)
+COMMANDS = (train, search, data)
 
 
 def build_parser() -> argparse.ArgumentParser:
