@@ -17,6 +17,8 @@ import pytest
 import scipy.io
 from PIL import Image
 
+import nasgym.cli.data as data_cli
+from nasgym.cli import main
 from nasgym.datasets import load_dataset
 from nasgym.datasets.prepare import prepare, prepared_info
 from nasgym.datasets.specs import DatasetSpec, get_spec
@@ -153,9 +155,7 @@ def test_cu_birds_labels_come_from_image_class_labels_by_image_id(tmp_path: Path
     assert_colours_match_labels("cu_birds", data_dir, 8)
 
 
-def test_aircraft_variants_from_the_variant_lists_and_images_cropped_to_their_box(tmp_path: Path):
-    manual, data_dir = tmp_path / "manual", tmp_path / "data"
-    manual.mkdir()
+def make_aircraft(manual: Path) -> list[str]:
     variants = ["707-320", "A300B4", "F/A-18", "Cessna 172"]  # names with '/' and spaces, as in the real list
     data = "fgvc-aircraft-2013b/data/"
     members, boxes, lists = {}, [], {"train": [], "val": [], "test": []}
@@ -171,6 +171,13 @@ def test_aircraft_variants_from_the_variant_lists_and_images_cropped_to_their_bo
         members[f"{data}images_variant_{split}.txt"] = "".join(lines).encode()
     members[data + "images_family_train.txt"] = b"1025794 Boeing 707\n"
     write_tar(manual / "fgvc-aircraft-2013b.tar.gz", members)
+    return variants
+
+
+def test_aircraft_variants_from_the_variant_lists_and_images_cropped_to_their_box(tmp_path: Path):
+    manual, data_dir = tmp_path / "manual", tmp_path / "data"
+    manual.mkdir()
+    variants = make_aircraft(manual)
     spec = own_spec("aircraft", manual, classes=4, images=12)
     assert spec.archives[0].sha256 is None  # no trustworthy digest is known for the real archive
     with pytest.warns(UserWarning, match="no trustworthy sha256"):
@@ -182,3 +189,19 @@ def test_aircraft_variants_from_the_variant_lists_and_images_cropped_to_their_bo
         "train": 4, "validation": 4, "test": 4}  # fmt: skip
     assert class_names(spec, data_dir) == variants
     assert_colours_match_labels("aircraft", data_dir, 12)  # grey surround and black banner are cropped away
+
+
+def test_the_cli_says_in_one_line_when_an_archive_could_not_be_verified(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+):
+    manual = tmp_path / "manual"
+    manual.mkdir()
+    make_aircraft(manual)
+    spec = own_spec("aircraft", manual, classes=4, images=12)  # the real spec with this small archive's counts
+    monkeypatch.setattr(data_cli, "get_spec", lambda name: spec)
+    args = ["data", "prepare", "aircraft", "--manual-dir", str(manual), "--data-dir", str(tmp_path / "d")]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "prepared aircraft: 12 images of 4 classes (test 4, train 4, validation 4)" in captured.out
+    notes = [line for line in captured.err.splitlines() if line.startswith("nasgym: note:")]
+    assert len(notes) == 1 and "fgvc-aircraft-2013b.tar.gz has no known sha256" in notes[0]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import shutil
 import sys
 import zipfile
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 import gymnasium as gym
@@ -107,3 +109,25 @@ def test_done_when_cli_prepares_offline_and_the_env_learns_above_chance(capsys: 
     assert terminated and info["failure"] is None
     assert env.unwrapped.evaluator.data.n_classes == 136
     assert reward > 5 / 136, info  # chance is 1/136 = 0.0074
+
+
+def test_full_omniglot_puts_both_archives_in_one_label_space(tmp_path: Path):
+    """The full set's builder path, fed the two real small archives in the places of background/evaluation."""
+    import tensorflow_datasets as tfds
+
+    manual = tmp_path / "manual"
+    manual.mkdir()
+    roles = {"images_background.zip": "small1", "images_evaluation.zip": "small2"}
+    changes = {}
+    for target, small in roles.items():
+        source = OMNIGLOT_DIR / f"images_background_{small}.zip"
+        shutil.copy(source, manual / target)
+        changes[target] = {"size": source.stat().st_size, "sha256": get_spec(f"omniglot_{small}").archives[0].sha256}
+    characters = zip_characters(manual / "images_background.zip") + zip_characters(manual / "images_evaluation.zip")
+    spec = replace(get_spec("omniglot").with_archives(changes), classes=len(characters), images=2720 + 3120)
+    prepare(spec, tmp_path / "data", manual, download=False)
+    sources = tfds.data_source(spec.tfds_name, data_dir=tmp_path / "data", download=False)
+    assert {split: len(source) for split, source in sources.items()} == {"train": 2720, "test": 3120}
+    assert sources["test"].dataset_info.features["label"].names == sorted(characters)
+    data = load_dataset("omniglot", 12, data_dir=tmp_path / "data")
+    assert np.bincount(data.labels, minlength=len(characters)).tolist() == [characters[c] for c in sorted(characters)]

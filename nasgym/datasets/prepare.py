@@ -55,12 +55,12 @@ def prepare(
     Archives come from ``manual_dir`` (default ``DATA_DIR/downloads/manual``), earlier downloads, or, when
     ``download`` is true, the network; each is checked against the spec's size and sha256 first.
     """
-    from nasgym.datasets.builders import BUILDERS  # imports tensorflow-datasets: only when preparing
-
     spec = get_spec(dataset) if isinstance(dataset, str) else dataset
     final = spec.prepared_dir(data_dir)
     if is_prepared(spec, data_dir) and not force:
         return final
+    from nasgym.datasets.builders import BUILDERS  # imports tensorflow-datasets: only when preparing
+
     archives = fetch_archives(spec, data_dir, manual_dir, download=download)
     root = data_root(data_dir)
     root.mkdir(parents=True, exist_ok=True)
