@@ -47,6 +47,13 @@ def write_tar(path: Path, members: dict[str, bytes], compress: bool = True) -> P
     return path
 
 
+@pytest.fixture
+def manual(tmp_path: Path) -> Path:
+    """The folder the original archives are written to, as a user's --manual-dir."""
+    (tmp_path / "manual").mkdir()
+    return tmp_path / "manual"
+
+
 def own_spec(name: str, manual: Path, classes: int, images: int, **changes) -> DatasetSpec:
     """The real spec with our archives' sizes and digests (and, for aircraft, its real null digest kept)."""
     spec = get_spec(name)
@@ -95,9 +102,8 @@ def make_dtd(manual: Path, corrupt: str | None = None) -> dict[str, list[str]]:
     return folds
 
 
-def test_dtd_labels_are_folders_and_splits_are_fold_one(tmp_path: Path):
-    manual, data_dir = tmp_path / "manual", tmp_path / "data"
-    manual.mkdir()
+def test_dtd_labels_are_folders_and_splits_are_fold_one(tmp_path: Path, manual: Path):
+    data_dir = tmp_path / "data"
     folds = make_dtd(manual)
     spec = own_spec("dtd", manual, classes=3, images=12)
     prepare(spec, data_dir, manual, download=False)
@@ -106,9 +112,8 @@ def test_dtd_labels_are_folders_and_splits_are_fold_one(tmp_path: Path):
     assert_colours_match_labels("dtd", data_dir, 12)
 
 
-def test_vgg_flower_labels_come_from_imagelabels_mat_and_splits_from_setid_mat(tmp_path: Path):
-    manual, data_dir = tmp_path / "manual", tmp_path / "data"
-    manual.mkdir()
+def test_vgg_flower_labels_come_from_imagelabels_mat_and_splits_from_setid_mat(tmp_path: Path, manual: Path):
+    data_dir = tmp_path / "data"
     labels = [3, 1, 2, 2, 3, 1, 1, 2, 3, 3]  # 1-based, as in imagelabels.mat
     members = {f"jpg/image_{i:05d}.jpg": jpeg(tuple(PALETTE[label - 1])) for i, label in enumerate(labels, start=1)}
     write_tar(manual / "102flowers.tgz", members, compress=False)
@@ -126,9 +131,8 @@ def test_vgg_flower_labels_come_from_imagelabels_mat_and_splits_from_setid_mat(t
     assert_colours_match_labels("vgg_flower", data_dir, 10)
 
 
-def test_cu_birds_labels_come_from_image_class_labels_by_image_id(tmp_path: Path):
-    manual, data_dir = tmp_path / "manual", tmp_path / "data"
-    manual.mkdir()
+def test_cu_birds_labels_come_from_image_class_labels_by_image_id(tmp_path: Path, manual: Path):
+    data_dir = tmp_path / "data"
     classes = ["001.Black_footed_Albatross", "002.Laysan_Albatross", "003.Sooty_Albatross", "004.Groove_billed_Ani"]
     # Image ids deliberately not in folder order, so reading labels by line position would go wrong.
     rows = [(7, 0, 1), (3, 0, 0), (5, 1, 1), (1, 1, 0), (2, 2, 1), (4, 2, 0), (6, 3, 1), (8, 3, 0)]
@@ -174,9 +178,8 @@ def make_aircraft(manual: Path) -> list[str]:
     return variants
 
 
-def test_aircraft_variants_from_the_variant_lists_and_images_cropped_to_their_box(tmp_path: Path):
-    manual, data_dir = tmp_path / "manual", tmp_path / "data"
-    manual.mkdir()
+def test_aircraft_variants_from_the_variant_lists_and_images_cropped_to_their_box(tmp_path: Path, manual: Path):
+    data_dir = tmp_path / "data"
     variants = make_aircraft(manual)
     spec = own_spec("aircraft", manual, classes=4, images=12)
     assert spec.archives[0].sha256 is None  # no trustworthy digest is known for the real archive
@@ -192,10 +195,8 @@ def test_aircraft_variants_from_the_variant_lists_and_images_cropped_to_their_bo
 
 
 def test_the_cli_says_in_one_line_when_an_archive_could_not_be_verified(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+    tmp_path: Path, manual: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ):
-    manual = tmp_path / "manual"
-    manual.mkdir()
     make_aircraft(manual)
     spec = own_spec("aircraft", manual, classes=4, images=12)  # the real spec with this small archive's counts
     monkeypatch.setattr(data_cli, "get_spec", lambda name: spec)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import http.server
 import os
 import shutil
+import threading
+from functools import partial
 from pathlib import Path
 
 import gymnasium as gym
@@ -14,7 +17,7 @@ import nasgym.datasets.builders.dtd as dtd_builder
 from nasgym.cli import main
 from nasgym.datasets import load_dataset
 from nasgym.datasets.archives import default_manual_dir, sha256_file
-from nasgym.datasets.prepare import is_prepared, prepare, remove_abandoned_staging
+from nasgym.datasets.prepare import is_prepared, prepare, prepared_info, remove_abandoned_staging
 from nasgym.datasets.specs import get_spec
 from nasgym.errors import DatasetError
 from tests.conftest import OMNIGLOT_DIR, TINY
@@ -137,3 +140,32 @@ def test_data_list_shows_what_is_prepared_where(tmp_path: Path, capsys: pytest.C
     assert "prepared, cached at 12px" in lines["omniglot_small1"]
     assert str(get_spec("omniglot_small1").prepared_dir(tmp_path)) in lines["omniglot_small1"]
     assert "MB" in lines["omniglot_small1"] and "not prepared" in lines["dtd"] and "1623" in lines["omniglot"]
+
+
+@pytest.fixture
+def local_server(tmp_path: Path):
+    """A plain HTTP server on 127.0.0.1 serving tmp_path/served: the download path without the internet."""
+    served = tmp_path / "served"
+    served.mkdir()
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield served, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    thread.join()
+
+
+def test_downloads_are_verified_and_kept_only_when_whole(tmp_path: Path, local_server):
+    served, url = local_server
+    spec = get_spec("omniglot_small1").with_archives({SMALL1: {"url": url + SMALL1}})
+    damaged = bytearray((OMNIGLOT_DIR / SMALL1).read_bytes())
+    damaged[100] ^= 0xFF
+    (served / SMALL1).write_bytes(bytes(damaged))
+    with pytest.raises(DatasetError, match=f"checksum mismatch .*expected sha256 {spec.archives[0].sha256}, got"):
+        prepare(spec, tmp_path / "data", download=True)
+    assert not list((tmp_path / "data" / "downloads").iterdir())  # no partial or damaged download is kept
+    shutil.copy(OMNIGLOT_DIR / SMALL1, served / SMALL1)
+    prepare(spec, tmp_path / "data", download=True)
+    assert (tmp_path / "data" / "downloads" / SMALL1).stat().st_size == spec.archives[0].size
+    assert prepared_info(spec, tmp_path / "data")["archives"][0]["verified"]

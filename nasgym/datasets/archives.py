@@ -7,7 +7,7 @@ import os
 import urllib.request
 import uuid
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -79,7 +79,7 @@ def _describe(archive: ArchiveSpec) -> str:
     return f"{archive.name} ({size}from {archive.url})"
 
 
-def _download(archive: ArchiveSpec, directory: Path) -> Path:
+def _download(archive: ArchiveSpec, directory: Path) -> VerifiedArchive:
     """Download to a ``.part`` file, verify it, then rename: a cut download never looks like a whole archive."""
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / archive.name
@@ -92,9 +92,9 @@ def _download(archive: ArchiveSpec, directory: Path) -> Path:
                 while chunk := response.read(_CHUNK):
                     file.write(chunk)
                     bar.update(len(chunk))
-        verify_archive(part, archive)
+        verified = verify_archive(part, archive)
         os.replace(part, target)
-        return target
+        return replace(verified, path=target)
     finally:
         part.unlink(missing_ok=True)
 
@@ -112,11 +112,12 @@ def fetch_archives(
                 found[archive.name] = place / archive.name
                 break
     missing = [archive for archive in spec.archives if archive.name not in found]
+    downloaded: dict[str, VerifiedArchive] = {}
     reasons: list[str] = []
     if download:
         for archive in list(missing):
             try:
-                found[archive.name] = _download(archive, downloads_dir(data_dir))
+                downloaded[archive.name] = _download(archive, downloads_dir(data_dir))
                 missing.remove(archive)
             except OSError as error:  # URLError, timeouts and HTTP errors are all OSErrors
                 reasons.append(f"{archive.name}: {error}")
@@ -132,4 +133,4 @@ def fetch_archives(
             f"dataset {spec.name!r} is not prepared and its files are not in {manual}/: put {files} there and "
             f"run {command}, or let `nasgym data prepare {spec.name}` download them"
         )
-    return [verify_archive(found[archive.name], archive) for archive in spec.archives]
+    return [downloaded.get(a.name) or verify_archive(found[a.name], a) for a in spec.archives]
