@@ -6,10 +6,10 @@ import argparse
 import sys
 
 from nasgym import __version__
-from nasgym.cli import bench, search, train
+from nasgym.cli import bench, data, search, train
 from nasgym.errors import NasGymError
 
-COMMANDS = (train, search, bench)
+COMMANDS = (train, search, data, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

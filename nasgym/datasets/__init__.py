@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from nasgym.datasets.base import Dataset, ImageData, fingerprint_arrays, resize_images, subsample
 from nasgym.datasets.digits import DigitsDataset
+from nasgym.datasets.folder import FOLDER_PREFIX, FolderDataset
+from nasgym.datasets.meta_dataset import MetaDataset
+from nasgym.datasets.specs import spec_names
 from nasgym.errors import DatasetError
 
 __all__ = [
@@ -28,9 +32,14 @@ def dataset_names() -> list[str]:
 
 
 def get_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
-    """The dataset called ``name``; an unknown name lists the known ones."""
+    """The dataset called ``name`` or ``folder:/path`` (one subfolder per class); an unknown name lists the known."""
+    if name.startswith(FOLDER_PREFIX):
+        return FolderDataset(name[len(FOLDER_PREFIX) :], data_dir=data_dir)
     if name not in _REGISTRY:
-        raise DatasetError(f"unknown dataset {name!r}; known datasets: {', '.join(dataset_names())}")
+        raise DatasetError(
+            f"unknown dataset {name!r}; known datasets: {', '.join(dataset_names())}, "
+            f"or {FOLDER_PREFIX}/path/to/images (one subfolder per class)"
+        )
     return _REGISTRY[name](data_dir=data_dir)
 
 
@@ -42,3 +51,5 @@ def load_dataset(
 
 
 register_dataset("digits", lambda data_dir=None: DigitsDataset())
+for _name in spec_names():
+    register_dataset(_name, partial(MetaDataset, _name))

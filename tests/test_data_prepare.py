@@ -1,0 +1,171 @@
+"""What goes wrong while preparing is reported precisely and leaves nothing that a later run reads as whole."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import shutil
+import threading
+from functools import partial
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+
+import nasgym  # noqa: F401
+import nasgym.datasets.builders.dtd as dtd_builder
+from nasgym.cli import main
+from nasgym.datasets import load_dataset
+from nasgym.datasets.archives import default_manual_dir, sha256_file
+from nasgym.datasets.prepare import is_prepared, prepare, prepared_info, remove_abandoned_staging
+from nasgym.datasets.specs import get_spec
+from nasgym.errors import DatasetError
+from tests.conftest import OMNIGLOT_DIR, TINY
+from tests.test_data_builders import make_dtd, own_spec
+
+SMALL1 = "images_background_small1.zip"
+
+
+def assert_nothing_left(data_dir: Path, name: str) -> None:
+    spec = get_spec(name)
+    assert not is_prepared(spec, data_dir) and not spec.prepared_dir(data_dir).exists()
+    assert not list(data_dir.glob(".incomplete-*"))
+
+
+def test_checksum_mismatch_names_the_file_and_both_digests(tmp_path: Path):
+    manual = tmp_path / "manual"
+    manual.mkdir()
+    damaged = bytearray((OMNIGLOT_DIR / SMALL1).read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF  # same size, one byte changed
+    (manual / SMALL1).write_bytes(bytes(damaged))
+    with pytest.raises(DatasetError) as error:
+        prepare("omniglot_small1", tmp_path / "data", manual, download=False)
+    message = str(error.value)
+    assert str(manual / SMALL1) in message and get_spec("omniglot_small1").archives[0].sha256 in message
+    assert sha256_file(manual / SMALL1) in message
+    assert (manual / SMALL1).exists()  # a user's own file is reported, never deleted
+    assert_nothing_left(tmp_path / "data", "omniglot_small1")
+
+
+def test_size_mismatch_names_both_sizes(tmp_path: Path):
+    manual = tmp_path / "manual"
+    manual.mkdir()
+    (manual / SMALL1).write_bytes((OMNIGLOT_DIR / SMALL1).read_bytes()[:1000])
+    with pytest.raises(DatasetError, match=r"expected 1,319,022 bytes, got 1,000"):
+        prepare("omniglot_small1", tmp_path / "data", manual, download=False)
+
+
+def test_missing_archives_say_which_files_go_where(tmp_path: Path, capsys: pytest.CaptureFixture):
+    assert main(["data", "prepare", "vgg_flower", "--data-dir", str(tmp_path), "--no-download"]) == 2
+    message = capsys.readouterr().err.strip()
+    assert "\n" not in message and message.startswith("nasgym: error:")
+    for archive in ("102flowers.tgz", "imagelabels.mat", "setid.mat"):
+        assert archive in message
+    assert f"{default_manual_dir(tmp_path)}/" in message and "nasgym data prepare vgg_flower" in message
+
+
+def test_the_env_never_downloads_and_says_what_to_do(tmp_path: Path):
+    with pytest.raises(DatasetError, match=r"dtd-r1\.0\.1\.tar\.gz .*625,239,812 bytes.*nasgym data prepare dtd"):
+        gym.make("NAS-v0", dataset="dtd", data_dir=tmp_path, **TINY)
+
+
+def test_the_env_prepares_by_itself_from_archives_in_the_manual_dir(tmp_path: Path):
+    manual = default_manual_dir(tmp_path)
+    manual.mkdir(parents=True)
+    shutil.copy(OMNIGLOT_DIR / "images_background_small2.zip", manual)
+    data = load_dataset("omniglot_small2", 12, data_dir=tmp_path)
+    assert (len(data), data.n_classes) == (3120, 156)
+
+
+def test_a_corrupt_image_is_reported_by_path_and_nothing_is_published(tmp_path: Path):
+    manual, data_dir = tmp_path / "manual", tmp_path / "data"
+    manual.mkdir()
+    make_dtd(manual, corrupt="dotted/dotted_0002.jpg")  # in the middle of the archive, after good images
+    spec = own_spec("dtd", manual, classes=3, images=12)
+    with pytest.raises(DatasetError, match=r"corrupt image .*dtd-r1\.0\.1\.tar\.gz:dtd/images/dotted/dotted_0002\.jpg"):
+        prepare(spec, data_dir, manual, download=False)
+    assert_nothing_left(data_dir, "dtd")
+    make_dtd(manual)  # a good copy of the archive: the next prepare starts clean and succeeds
+    prepare(own_spec("dtd", manual, classes=3, images=12), data_dir, manual, download=False)
+    assert len(load_dataset("dtd", 8, data_dir=data_dir)) == 12
+
+
+def test_an_interrupted_prepare_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    manual, data_dir = tmp_path / "manual", tmp_path / "data"
+    manual.mkdir()
+    make_dtd(manual)
+    spec = own_spec("dtd", manual, classes=3, images=12)
+    calls = []
+
+    def interrupted_after_five(data: bytes, where: str) -> bytes:  # Ctrl-C while the sixth image is written
+        calls.append(where)
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        return real(data, where)
+
+    real = dtd_builder.checked_image
+    monkeypatch.setattr(dtd_builder, "checked_image", interrupted_after_five)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(spec, data_dir, manual, download=False)
+    assert len(calls) == 6
+    assert_nothing_left(data_dir, "dtd")
+    monkeypatch.setattr(dtd_builder, "checked_image", real)
+    prepare(spec, data_dir, manual, download=False)
+    assert is_prepared(spec, data_dir)
+
+
+def test_wrong_counts_are_refused_before_publishing(tmp_path: Path):
+    manual, data_dir = tmp_path / "manual", tmp_path / "data"
+    manual.mkdir()
+    make_dtd(manual)
+    with pytest.raises(DatasetError, match=r"gave 12 images of 3 classes, but dtd has 5,640 of 47"):
+        prepare(own_spec("dtd", manual, classes=47, images=5640), data_dir, manual, download=False)
+    assert_nothing_left(data_dir, "dtd")
+
+
+def test_staging_left_by_a_killed_prepare_is_removed(tmp_path: Path):
+    dead = tmp_path / ".incomplete-dtd-999999999-abcd1234"  # no process has this id
+    (dead / "nasgym_dtd").mkdir(parents=True)
+    alive = tmp_path / f".incomplete-dtd-{os.getpid()}-abcd1234"
+    alive.mkdir()
+    assert remove_abandoned_staging(tmp_path) == [dead]
+    assert not dead.exists() and alive.exists()
+
+
+def test_data_list_shows_what_is_prepared_where(tmp_path: Path, capsys: pytest.CaptureFixture):
+    prepare("omniglot_small1", tmp_path, OMNIGLOT_DIR, download=False)
+    load_dataset("omniglot_small1", 12, data_dir=tmp_path)
+    assert main(["data", "list", "--data-dir", str(tmp_path)]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "prepared, cached at 12px" in lines["omniglot_small1"]
+    assert str(get_spec("omniglot_small1").prepared_dir(tmp_path)) in lines["omniglot_small1"]
+    assert "MB" in lines["omniglot_small1"] and "not prepared" in lines["dtd"] and "1623" in lines["omniglot"]
+
+
+@pytest.fixture
+def local_server(tmp_path: Path):
+    """A plain HTTP server on 127.0.0.1 serving tmp_path/served: the download path without the internet."""
+    served = tmp_path / "served"
+    served.mkdir()
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield served, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    thread.join()
+
+
+def test_downloads_are_verified_and_kept_only_when_whole(tmp_path: Path, local_server):
+    served, url = local_server
+    spec = get_spec("omniglot_small1").with_archives({SMALL1: {"url": url + SMALL1}})
+    damaged = bytearray((OMNIGLOT_DIR / SMALL1).read_bytes())
+    damaged[100] ^= 0xFF
+    (served / SMALL1).write_bytes(bytes(damaged))
+    with pytest.raises(DatasetError, match=f"checksum mismatch .*expected sha256 {spec.archives[0].sha256}, got"):
+        prepare(spec, tmp_path / "data", download=True)
+    assert not list((tmp_path / "data" / "downloads").iterdir())  # no partial or damaged download is kept
+    shutil.copy(OMNIGLOT_DIR / SMALL1, served / SMALL1)
+    prepare(spec, tmp_path / "data", download=True)
+    assert (tmp_path / "data" / "downloads" / SMALL1).stat().st_size == spec.archives[0].size
+    assert prepared_info(spec, tmp_path / "data")["archives"][0]["verified"]
