@@ -1,24 +1,30 @@
 """Turn architectures into rewards: through the reward cache, training only what it has not seen.
 
 The environment asks an evaluator for rewards; agents that sample many architectures at once (REINFORCE)
-ask it for a whole batch. ``FunctionEvaluator`` is the documented hook for a cheap, known reward
-(toy problems, testing an agent's learning logic) in place of training.
+ask it for a whole batch: ``evaluate`` answers what the cache knows, trains each remaining network once
+(one after another, or ``concurrency`` at a time) and stores every reward as soon as it is known.
+``FunctionEvaluator`` is the documented hook for a cheap, known reward (toy problems, testing an agent's
+learning logic) in place of training.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import torch
+from tqdm.auto import tqdm
 
+from nasgym.cpu_runtime import retained_heap
 from nasgym.datasets import ImageData
 from nasgym.network import parameter_count
 from nasgym.reward_cache import CachedReward, RewardCache, reward_key
 from nasgym.search_space import TERMINAL_ACTION, Architecture
-from nasgym.trainer import ChildTrainer, TrainConfig, resolve_device
+from nasgym.trainer import ChildTrainer, TrainConfig, TrainResult, resolve_device
 
 
 @dataclass(frozen=True)
@@ -55,7 +61,13 @@ def network_of(architecture: Architecture) -> Architecture:
 
 
 class TrainingEvaluator:
-    """Trains child networks on one dataset (NasGym's reward), answering repeats from the cache."""
+    """Trains child networks on one dataset (NasGym's reward), answering repeats from the cache.
+
+    ``concurrency`` is how many networks of one ``evaluate`` call train at once (threads sharing the data;
+    on CUDA each on its own stream). Rewards do not depend on it: every training has its own random
+    streams. The default, 1, trains one after another: on the 2-core CPU the benchmark measured no gain
+    from more (benchmarks/README.md); on a GPU run benchmarks/child_training.py before raising it.
+    """
 
     def __init__(
         self,
@@ -63,11 +75,15 @@ class TrainingEvaluator:
         config: TrainConfig = TrainConfig(),
         device: str | torch.device = "auto",
         cache: RewardCache | str | Path | None = None,
+        concurrency: int = 1,
     ):
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         self.data = data
         self.config = config
         self.device = resolve_device(device)
         self.cache = RewardCache(cache) if isinstance(cache, (str, Path)) else cache
+        self.concurrency = concurrency
         self.settings = config.key_fields(self.device)
         self.stats = EvaluationStats()
         self._trainer: ChildTrainer | None = None
@@ -86,30 +102,56 @@ class TrainingEvaluator:
         return reward_key(self.data.fingerprint, network_of(architecture).nsc().tolist(), self.settings)
 
     def evaluate(self, architectures: Sequence[Architecture]) -> list[Evaluation]:
-        results = []
-        for architecture in architectures:
-            key = self.key(architecture)
-            if key in self._memo:
+        keys = [self.key(architecture) for architecture in architectures]
+        to_train: dict[str, Architecture] = {}
+        for architecture, key in zip(architectures, keys, strict=True):
+            if key in self._memo or key in to_train:
                 self.stats.repeats += 1
+            elif (cached := self._from_cache(architecture, key)) is not None:
+                self._memo[key] = cached
             else:
-                self._memo[key] = self._evaluate_one(architecture, key)
-            results.append(self._memo[key])
-        return results
+                to_train[key] = network_of(architecture)
+        if to_train:
+            self._train_all(to_train)
+        return [self._memo[key] for key in keys]
 
-    def _evaluate_one(self, architecture: Architecture, key: str) -> Evaluation:
-        name = str(network_of(architecture))
+    def _from_cache(self, architecture: Architecture, key: str) -> Evaluation | None:
         cached = self.cache.get(key) if self.cache is not None else None
-        if cached is not None:
-            self.stats.cache_hits += 1
-            return Evaluation(name, cached.accuracy, True, cached.train_seconds, cached.parameters, cached.failure)
-        result = self.trainer.train(network_of(architecture))
+        if cached is None:
+            return None
+        self.stats.cache_hits += 1
+        name = str(network_of(architecture))
+        return Evaluation(name, cached.accuracy, True, cached.train_seconds, cached.parameters, cached.failure)
+
+    def _train_all(self, to_train: dict[str, Architecture]) -> None:
+        trainer = self.trainer
+        workers = min(self.concurrency, len(to_train))
+        keep_heap = retained_heap() if self.device.type == "cpu" else contextlib.nullcontext()
+        with keep_heap, tqdm(total=len(to_train), desc="training", unit="net", disable=len(to_train) < 2) as bar:
+            if workers == 1:
+                for key, network in to_train.items():
+                    self._record(key, network, trainer.train(network))
+                    bar.update()
+                return
+            pool = ThreadPoolExecutor(workers, thread_name_prefix="nasgym-train")
+            try:
+                futures = {pool.submit(trainer.train, network): key for key, network in to_train.items()}
+                for future in as_completed(futures):  # each reward is stored as soon as it is known
+                    self._record(futures[future], to_train[futures[future]], future.result())
+                    bar.update()
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    def _record(self, key: str, network: Architecture, result: TrainResult) -> None:
+        name = str(network)
         self.stats.trained += 1
         self.stats.train_seconds += result.train_seconds
         if self.cache is not None:
             reward = CachedReward(result.accuracy, result.train_seconds, result.parameters, result.failure)
             settings = {**self.settings, "dataset": self.data.name}
             self.cache.put(key, name, self.data.name, reward, settings)
-        return Evaluation(name, result.accuracy, False, result.train_seconds, result.parameters, result.failure)
+        evaluation = Evaluation(name, result.accuracy, False, result.train_seconds, result.parameters, result.failure)
+        self._memo[key] = evaluation
 
 
 class FunctionEvaluator:

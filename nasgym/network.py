@@ -20,17 +20,38 @@ class NetworkConfig:
     dropout: float = 0.4
 
 
+class SeededDropout(nn.Dropout):
+    """``nn.Dropout`` whose masks come from its own generator, so trainings that run side by side (or in any
+    order) each draw the same masks as when run alone. Without a generator it is plain ``nn.Dropout``.
+    """
+
+    def __init__(self, p: float, generator: torch.Generator | None = None):
+        super().__init__(p)
+        self.generator = generator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.generator is None or not self.training or self.p == 0:
+            return super().forward(x)
+        keep = 1.0 - self.p
+        if keep == 0:
+            return x * 0
+        # What ATen's dropout computes (bernoulli mask scaled by 1 / keep), drawn from our generator.
+        mask = torch.empty_like(x).bernoulli_(keep, generator=self.generator).div_(keep)
+        return x * mask
+
+
 def build_network(
     architecture: Architecture,
     n_classes: int,
     image_size: int,
     config: NetworkConfig = NetworkConfig(),
     in_channels: int = 3,
+    dropout_generator: torch.Generator | None = None,
 ) -> nn.Sequential:
     """ReLU -> Conv(k, stride 1, no padding) -> BN per conv; pooling with stride = window; dense head.
 
     The ReLU comes before each convolution, as in NasGym's TF1 code, so BN's output is what the next
-    layer sees.
+    layer sees. ``dropout_generator`` gives the dropout layer its own random stream (see ``SeededDropout``).
     """
     sizes = architecture.spatial_sizes(image_size)
     if min(sizes) < 1:
@@ -54,7 +75,7 @@ def build_network(
         nn.Flatten(),
         nn.Linear(flat, config.dense_units),
         nn.ReLU(),
-        nn.Dropout(config.dropout),
+        SeededDropout(config.dropout, dropout_generator),
         nn.Linear(config.dense_units, n_classes),
     ]
     return nn.Sequential(*layers)
@@ -80,9 +101,11 @@ def parameter_count(
     return total
 
 
-def to_device(model: nn.Module, device: torch.device) -> nn.Module:
-    """Move a child to ``device``; on CUDA use channels_last, which cuDNN's bf16 convolutions prefer."""
+def to_device(model: nn.Module, device: torch.device, channels_last: bool = True) -> nn.Module:
+    """Move a child to ``device`` in channels_last layout, which cuDNN's bf16 convolutions prefer (DESIGN.md
+    section 5) and with which oneDNN's CPU convolutions took ~20% less time per step (benchmarks/README.md).
+    """
     model = model.to(device)
-    if device.type == "cuda":
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model

@@ -1,0 +1,102 @@
+"""The child trainer: deterministic on the CPU, NasGym's schedule, failures become reward 0 with a reason."""
+
+import math
+
+import pytest
+import torch
+
+from nasgym.datasets import load_dataset
+from nasgym.network import NetworkConfig, parameter_count
+from nasgym.search_space import Architecture
+from nasgym.trainer import ChildTrainer, TrainConfig, _is_out_of_memory
+from tests.conftest import TINY
+
+TINY_CONFIG = TrainConfig(epochs=TINY["epochs"], batch_size=TINY["batch_size"])
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits", TINY["image_size"], max_samples=300)
+
+
+def test_same_seed_same_result_on_cpu(digits):
+    architecture = Architecture.parse("c3-m2-c1")
+    config = TrainConfig(epochs=1, batch_size=48, seed=3)  # a partial last batch, dropout, a changed seed
+    first = ChildTrainer(digits, config, "cpu").train(architecture)
+    second = ChildTrainer(digits, config, "cpu").train(architecture)
+    assert first.failure is None and 0 < first.accuracy <= 1
+    assert (first.accuracy, first.parameters) == (second.accuracy, second.parameters)
+    assert "cpu" in first.execution and "fp32" in first.execution
+
+
+def test_other_work_between_trainings_does_not_change_the_result(digits):
+    """Each training draws from its own generators, not from the process's global random state."""
+    trainer = ChildTrainer(digits, TINY_CONFIG, "cpu")
+    first = trainer.train(Architecture.parse("c3-a2"))
+    torch.manual_seed(1234)
+    torch.rand(1000)
+    trainer.train(Architecture.parse("c5"))
+    assert trainer.train(Architecture.parse("c3-a2")).accuracy == first.accuracy
+
+
+def test_learning_rate_follows_the_step_schedule():
+    config = TrainConfig(learning_rate=1e-3, lr_decay_factor=0.2, lr_decay_epochs=5)
+    rates = [config.learning_rate_at(epoch) for epoch in range(12)]
+    assert rates[:5] == [1e-3] * 5 and math.isclose(rates[5], 2e-4) and math.isclose(rates[11], 4e-5)
+    assert TrainConfig(lr_decay_epochs=0).learning_rate_at(11) == 1e-3  # NasGym's TF1 code: constant
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"learning_rate": float("nan")}, "learning_rate must be a positive number"),
+        ({"epochs": 0}, "epochs and batch_size must be at least 1"),
+        ({"betas": (0.9, 1.5)}, "betas in [0, 1)"),
+        ({"precision": "fp16"}, "precision must be"),
+    ],
+)
+def test_bad_settings_are_refused_up_front(settings, message):
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
+        TrainConfig(**settings)
+
+
+def test_diverging_loss_gives_zero_with_the_reason(digits):
+    result = ChildTrainer(digits, TrainConfig(epochs=2, batch_size=64, learning_rate=1e30), "cpu").train(
+        Architecture.parse("c3")
+    )
+    assert result.accuracy == 0.0 and result.failure == "non-finite training loss in epoch 1"
+    assert result.parameters > 0
+
+
+def test_impossible_network_fails_fast_as_out_of_memory(digits):
+    """A billion dense units want terabytes: refused before anything is allocated, reward 0, and why."""
+    config = TrainConfig(epochs=1, network=NetworkConfig(dense_units=10**9))
+    result = ChildTrainer(digits, config, "cpu").train(Architecture.parse("c3"))
+    expected = parameter_count(Architecture.parse("c3"), 10, TINY["image_size"], config.network)
+    assert result.accuracy == 0.0 and result.failure.startswith(f"out of memory: {expected:,} parameters need")
+    assert result.parameters == expected and result.train_seconds < 1  # not a speed claim: nothing ran
+    assert ChildTrainer(digits, TINY_CONFIG, "cpu").train(Architecture.parse("c3")).failure is None
+
+
+def test_allocator_and_cuda_out_of_memory_errors_are_recognised():
+    cpu = RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: you tried")
+    assert _is_out_of_memory(cpu) and _is_out_of_memory(torch.cuda.OutOfMemoryError("CUDA out of memory."))
+    try:  # as a failed CUDA graph capture reports it: another error raised while handling the first
+        try:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory.")
+        except RuntimeError:
+            raise RuntimeError("operation failed due to a previous error during capture") from None
+    except RuntimeError as wrapped:
+        assert _is_out_of_memory(wrapped)
+    assert not _is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_graph_training_matches_eager_within_noise():
+    data = load_dataset("digits", 28)
+    config = TrainConfig(epochs=3, batch_size=128)
+    architecture = Architecture.parse("c3-m2-c3")
+    graphed = ChildTrainer(data, config, "cuda").train(architecture)
+    eager = ChildTrainer(data, config, "cuda", cuda_graphs=False).train(architecture)
+    assert graphed.failure is None and "CUDA graph" in graphed.execution and "failed" not in graphed.execution
+    assert abs(graphed.accuracy - eager.accuracy) < 0.05, (graphed, eager)
