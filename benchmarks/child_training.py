@@ -165,53 +165,52 @@ def _timed(function, *args):
     return value, time.perf_counter() - start
 
 
-def compare(data: ImageData, config: TrainConfig, device: torch.device, architectures: list[Architecture]) -> dict:
-    """Per-architecture (a) naive vs (b) nasgym, alternating which runs first."""
-    naive, nasgym = NaiveReference(data, config, device), ChildTrainer(data, config, device)
-    n_train = nasgym.n_train
+def compare(
+    data: ImageData, config: TrainConfig, device: torch.device, architectures: list[Architecture], ablation: bool
+) -> dict:
+    """Per architecture: (a) naive and (b) nasgym, in turns (which goes first alternates).
+
+    With ``ablation`` on CUDA also nasgym without CUDA graphs ('nasgym_eager'), to see what the graphs add.
+    """
+    naive = NaiveReference(data, config, device)
+    trainers = {"nasgym": ChildTrainer(data, config, device)}
+    if ablation and device.type == "cuda":
+        trainers["nasgym_eager"] = ChildTrainer(data, config, device, cuda_graphs=False)
+    n_train = trainers["nasgym"].n_train
+    methods = ["naive", *trainers]
     warmup = Architecture.parse("c3-m2")  # first-use costs (CUDA context, kernels, thread pools) off the clock
-    naive.train(warmup), nasgym.train(warmup)
+    naive.train(warmup)
+    for trainer in trainers.values():
+        trainer.train(warmup)
     rows = []
     for i, architecture in enumerate(tqdm(architectures, desc="architectures", unit="arch")):
         runs = {}
-        for method in ("naive", "nasgym") if i % 2 == 0 else ("nasgym", "naive"):
+        for method in methods[i % len(methods) :] + methods[: i % len(methods)]:
             if method == "naive":
                 accuracy, seconds = _timed(naive.train, architecture)
                 runs[method] = {"seconds": seconds, "accuracy": accuracy}
             else:
-                result, seconds = _timed(nasgym.train, architecture)
+                result, seconds = _timed(trainers[method].train, architecture)
                 runs[method] = {"seconds": seconds, "accuracy": result.accuracy, "execution": result.execution}
                 runs[method]["failure"] = result.failure
                 parameters = result.parameters
-        for run in runs.values():
-            run["images_per_s"] = config.epochs * n_train / run["seconds"]
-        row = {
-            "architecture": str(architecture),
-            "layers": len(architecture),
-            "parameters": parameters,
-            "naive": runs["naive"],
-            "nasgym": runs["nasgym"],
-            "ratio": runs["naive"]["seconds"] / runs["nasgym"]["seconds"],
-            "accuracy_difference": runs["nasgym"]["accuracy"] - runs["naive"]["accuracy"],
-        }
+            runs[method]["images_per_s"] = config.epochs * n_train / seconds
+        row = {"architecture": str(architecture), "layers": len(architecture), "parameters": parameters}
+        row.update({method: runs[method] for method in methods})
+        row["ratio"] = runs["naive"]["seconds"] / runs["nasgym"]["seconds"]
+        row["accuracy_difference"] = runs["nasgym"]["accuracy"] - runs["naive"]["accuracy"]
         rows.append(row)
         tqdm.write(_row_line(row))
-    naive_seconds = sum(r["naive"]["seconds"] for r in rows)
-    nasgym_seconds = sum(r["nasgym"]["seconds"] for r in rows)
     images = config.epochs * n_train * len(rows)
-    total = {
-        "naive_seconds": naive_seconds,
-        "nasgym_seconds": nasgym_seconds,
-        "naive_images_per_s": images / naive_seconds,
-        "nasgym_images_per_s": images / nasgym_seconds,
-        "ratio": naive_seconds / nasgym_seconds,
-        "naive_mean_accuracy": statistics.mean(r["naive"]["accuracy"] for r in rows),
-        "nasgym_mean_accuracy": statistics.mean(r["nasgym"]["accuracy"] for r in rows),
-        "mean_abs_accuracy_difference": statistics.mean(abs(r["accuracy_difference"]) for r in rows),
-        # One accuracy's sampling noise on the reward split, at the mean accuracy: differences of a few of
-        # these are noise, not a changed result.
-        "accuracy_noise": _binomial_noise(statistics.mean(r["naive"]["accuracy"] for r in rows), len(data) - n_train),
-    }
+    total = {}
+    for method in methods:
+        total[f"{method}_seconds"] = sum(r[method]["seconds"] for r in rows)
+        total[f"{method}_images_per_s"] = images / total[f"{method}_seconds"]
+        total[f"{method}_mean_accuracy"] = statistics.mean(r[method]["accuracy"] for r in rows)
+    total["ratio"] = total["naive_seconds"] / total["nasgym_seconds"]
+    total["mean_abs_accuracy_difference"] = statistics.mean(abs(r["accuracy_difference"]) for r in rows)
+    # One accuracy's sampling noise on the reward split: differences of a few of these are noise.
+    total["accuracy_noise"] = _binomial_noise(total["naive_mean_accuracy"], len(data) - n_train)
     return {"architectures": rows, "total": total, "n_train": n_train, "n_eval": len(data) - n_train}
 
 
@@ -246,11 +245,14 @@ def _binomial_noise(accuracy: float, n: int) -> float:
 
 def _row_line(row: dict) -> str:
     a, b = row["naive"], row["nasgym"]
-    return (
+    line = (
         f"{row['architecture']:<32} naive {a['seconds']:8.2f} s {a['images_per_s']:9.0f} img/s acc {a['accuracy']:.3f}"
         f" | nasgym {b['seconds']:8.2f} s {b['images_per_s']:9.0f} img/s acc {b['accuracy']:.3f}"
         f" | ratio {row['ratio']:5.2f}"
     )
+    if "nasgym_eager" in row:
+        line += f" | without graphs {row['nasgym_eager']['seconds']:.2f} s"
+    return line
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -274,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="trainings at once in the evaluator pass (default 4 on CUDA, 2 on CPU; 1: skip)",
     )
+    parser.add_argument("--ablation", action="store_true", help="on CUDA also time nasgym without CUDA graphs")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for both (default: nasgym's choice)")
     parser.add_argument("--seed", type=int, default=0, help="training and data seed (default 0)")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
@@ -306,12 +309,16 @@ def main(argv: list[str] | None = None) -> dict:
         "python": platform.python_version(),
         "threads": torch.get_num_threads() if device.type == "cpu" else None,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "load_average_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
         "data": {"name": data.name, "images": len(data), "classes": data.n_classes, "image_size": args.image_size},
         "config": {**asdict(config), "precision": config.resolved_precision(device)},
-        "nine_layer_child": NINE_LAYER_CHILD,
-        **compare(data, config, device, architectures),
+        **compare(data, config, device, architectures, args.ablation),
     }
+    nine = next((row for row in result["architectures"] if row["architecture"] == NINE_LAYER_CHILD), None)
+    if nine is not None:
+        result["nine_layer_child"] = {"architecture": NINE_LAYER_CHILD, **{k: nine[k] for k in ("naive", "nasgym")}}
+        print(f"9-layer child {NINE_LAYER_CHILD}: nasgym {nine['nasgym']['images_per_s']:.0f} images/s")
     total = result["total"]
     print(f"{'total':<32} naive {total['naive_seconds']:8.2f} s {total['naive_images_per_s']:9.0f} img/s "
           f"| nasgym {total['nasgym_seconds']:8.2f} s {total['nasgym_images_per_s']:9.0f} img/s "

@@ -24,6 +24,7 @@ import math
 import os
 import threading
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -191,6 +192,7 @@ class ChildTrainer:
         self.precision = config.resolved_precision(self.device)
         self.cuda_graphs = cuda_graphs and self.device.type == "cuda"
         self.threads = limit_threads() if self.device.type == "cpu" else None
+        self._warned_capture = False
         train_idx, eval_idx = split_indices(len(data), config.train_fraction, config.seed)
         # uint8 on the device (4x smaller than float), converted one batch at a time. NHWC arrays are
         # already the channels_last layout of NCHW tensors.
@@ -225,7 +227,16 @@ class ChildTrainer:
                 except GraphCaptureError as error:  # leaving this block frees the half-trained model
                     capture_failure = str(error)
                 if capture_failure is not None:
-                    torch.cuda.synchronize(self.device)
+                    if not self._warned_capture:
+                        self._warned_capture = True
+                        warnings.warn(
+                            f"CUDA graph capture failed ({capture_failure}); training eagerly instead, which is "
+                            "slower. TrainResult.execution records it for every architecture.",
+                            RuntimeWarning,
+                            stacklevel=2,
+                        )
+                    if not cpu:
+                        torch.cuda.synchronize(self.device)
                     parameters, failure, accuracy = self._train_once(architecture, graphs=False)
                     execution = (
                         f"{self._describe(False)} (CUDA graph capture failed, trained eagerly: {capture_failure})"
@@ -357,8 +368,8 @@ class _GraphedStep:
             self.eager_steps[size] += 1
             self.step(batch)
         else:
-            graph, static_batch = torch.cuda.CUDAGraph(), batch.clone()
             try:
+                graph, static_batch = torch.cuda.CUDAGraph(), batch.clone()
                 for generator in self.generators:  # dropout draws from its own generator: replays advance it
                     graph.register_generator_state(generator)
                 with (

@@ -91,6 +91,21 @@ def test_allocator_and_cuda_out_of_memory_errors_are_recognised():
     assert not _is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
 
 
+def test_failed_graph_capture_retrains_eagerly_from_scratch_and_says_so(digits):
+    """A capture failure must cost speed, never the reward: the eager retraining gives the eager result.
+
+    On the CPU capture always fails (no CUDA), which exercises the real fallback path.
+    """
+    config = TrainConfig(epochs=1, batch_size=32)  # 200 training images: 2 eager steps, then capture
+    eager = ChildTrainer(digits, config, "cpu").train(Architecture.parse("c3-a2"))
+    trainer = ChildTrainer(digits, config, "cpu")
+    trainer.cuda_graphs = True  # what a CUDA trainer does
+    with pytest.warns(RuntimeWarning, match="CUDA graph capture failed"):
+        fallback = trainer.train(Architecture.parse("c3-a2"))
+    assert "CUDA graph capture failed, trained eagerly" in fallback.execution
+    assert fallback.failure is None and fallback.accuracy == eager.accuracy
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_graph_training_matches_eager_within_noise():
     data = load_dataset("digits", 28)
