@@ -134,13 +134,16 @@ class TrainingEvaluator:
                     bar.update()
                 return
             pool = ThreadPoolExecutor(workers, thread_name_prefix="nasgym-train")
+            futures = {pool.submit(trainer.train, network): (key, network) for key, network in to_train.items()}
             try:
-                futures = {pool.submit(trainer.train, network): key for key, network in to_train.items()}
                 for future in as_completed(futures):  # each reward is stored as soon as it is known
-                    self._record(futures[future], to_train[futures[future]], future.result())
+                    self._record(*futures.pop(future), future.result())
                     bar.update()
-            finally:
+            finally:  # interrupted: threads cannot be stopped, so keep what the running ones finish
                 pool.shutdown(wait=True, cancel_futures=True)
+                for future, (key, network) in futures.items():
+                    if not future.cancelled() and future.exception() is None:
+                        self._record(key, network, future.result())
 
     def _record(self, key: str, network: Architecture, result: TrainResult) -> None:
         name = str(network)
