@@ -6,6 +6,13 @@ Importing the package registers ``NAS-v0``::
     env = gym.make("NAS-v0", dataset="digits")
 """
 
+import os
+
+# Idle OpenMP threads sleep instead of spinning: on a shared or busy CPU spinning made child training
+# 2-8x slower, and it cost at most 8% on an idle one (benchmarks/README.md). Read when torch loads, so it
+# only takes effect when nasgym is imported first; an explicit OMP_WAIT_POLICY is respected.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from gymnasium.envs.registration import register, registry
 
 from nasgym.errors import ArchitectureError, DatasetError, NasGymError, RewardCacheError

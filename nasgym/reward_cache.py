@@ -22,7 +22,7 @@ from nasgym.errors import RewardCacheError
 CACHE_FORMAT = "nasgym-reward-cache"
 CACHE_FORMAT_VERSION = 1
 # Bump when the network builder or the trainer changes what a reward means; old entries then miss.
-REWARD_CODE_VERSION = 1
+REWARD_CODE_VERSION = 2  # 2: every training draws from its own generators
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _SCHEMA = """
