@@ -102,6 +102,7 @@ class NASEnv(gym.Env[np.ndarray, int]):
     | `learning_rate`, `betas`, `adam_epsilon` | 1e-3, (0.9, 0.999), 1e-8 | Adam |
     | `lr_decay_factor`, `lr_decay_epochs` | 0.2, 5 | step schedule; `lr_decay_epochs=0` is NasGym's constant rate |
     | `filters`, `dense_units`, `dropout` | 32, 1024, 0.4 | child network shape |
+    | `filter_growth`, `max_filters` | 1.0, 512 | each conv has `filter_growth` x the filters of the last, capped |
     | `train_fraction` | 2/3 | after one seeded shuffle, leading part trains, the rest gives the reward |
     | `seed` | 0 | training seed: split, initialisation, dropout, batch order |
     | `precision` | `"auto"` | `"fp32"`, `"bf16"` (CUDA) or `"auto"` |
@@ -135,6 +136,8 @@ class NASEnv(gym.Env[np.ndarray, int]):
         filters: int = 32,
         dense_units: int = 1024,
         dropout: float = 0.4,
+        filter_growth: float = 1.0,
+        max_filters: int = 512,
         train_fraction: float = 2 / 3,
         seed: int = 0,
         precision: str = "auto",
@@ -161,7 +164,10 @@ class NASEnv(gym.Env[np.ndarray, int]):
             epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, betas=tuple(betas),
             adam_epsilon=adam_epsilon, lr_decay_factor=lr_decay_factor, lr_decay_epochs=lr_decay_epochs,
             train_fraction=train_fraction, seed=seed, precision=precision,
-            network=NetworkConfig(filters=filters, dense_units=dense_units, dropout=dropout),
+            network=NetworkConfig(
+                filters=filters, dense_units=dense_units, dropout=dropout, filter_growth=filter_growth,
+                max_filters=max_filters,
+            ),
         )  # fmt: skip
         if evaluator is None:
             data = load_dataset(dataset, image_size, max_samples=max_samples, data_dir=data_dir)

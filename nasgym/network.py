@@ -16,8 +16,17 @@ class NetworkConfig:
     """Shape of the child network; NasGym's values are the defaults."""
 
     filters: int = 32
+    """Filters of the first convolution (NasGym: 32 for every convolution)."""
     dense_units: int = 1024
     dropout: float = 0.4
+    filter_growth: float = 1.0
+    """Each convolution has this many times the filters of the one before (NasGym's final protocol: 2)."""
+    max_filters: int = 512
+    """Cap for a growing filter count (VGG's widest layer)."""
+
+    def conv_filters(self, index: int) -> int:
+        """Filters of the ``index``-th convolution (0-based)."""
+        return min(round(self.filters * self.filter_growth**index), max(self.filters, self.max_filters))
 
 
 class SeededDropout(nn.Dropout):
@@ -57,15 +66,16 @@ def build_network(
     if min(sizes) < 1:
         raise ArchitectureError(f"{architecture} is invalid at image size {image_size}: spatial sides {sizes}")
     layers: list[nn.Module] = []
-    channels = in_channels
+    channels, convs = in_channels, 0
     for layer in architecture.layers:
         if layer.type == CONV:
+            filters = config.conv_filters(convs)
             layers += [
                 nn.ReLU(),
-                nn.Conv2d(channels, config.filters, layer.kernel, stride=1, padding=0),
-                nn.BatchNorm2d(config.filters),
+                nn.Conv2d(channels, filters, layer.kernel, stride=1, padding=0),
+                nn.BatchNorm2d(filters),
             ]
-            channels = config.filters
+            channels, convs = filters, convs + 1
         elif layer.type == MAX_POOL:
             layers.append(nn.MaxPool2d(layer.kernel, stride=layer.kernel))
         elif layer.type == AVG_POOL:
@@ -89,12 +99,13 @@ def parameter_count(
     architecture: Architecture, n_classes: int, image_size: int, config: NetworkConfig = NetworkConfig()
 ) -> int:
     """Trainable parameters of the child network, computed without building it."""
-    total, channels = 0, 3
+    total, channels, convs = 0, 3, 0
     for layer in architecture.layers:
         if layer.type == CONV:
-            total += channels * config.filters * layer.kernel**2 + config.filters  # conv weight + bias
-            total += 2 * config.filters  # BN scale + shift
-            channels = config.filters
+            filters = config.conv_filters(convs)
+            total += channels * filters * layer.kernel**2 + filters  # conv weight + bias
+            total += 2 * filters  # BN scale + shift
+            channels, convs = filters, convs + 1
     side = architecture.spatial_sizes(image_size)[-1]
     total += (channels * side * side + 1) * config.dense_units
     total += (config.dense_units + 1) * n_classes

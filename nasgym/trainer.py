@@ -193,6 +193,8 @@ class ChildTrainer:
         self.cuda_graphs = cuda_graphs and self.device.type == "cuda"
         self.threads = limit_threads() if self.device.type == "cpu" else None
         self._warned_capture = False
+        self.on_epoch: Callable[[int], None] | None = None
+        """Called with the epoch number after every epoch (progress bars for long trainings)."""
         train_idx, eval_idx = split_indices(len(data), config.train_fraction, config.seed)
         # uint8 on the device (4x smaller than float), converted one batch at a time. NHWC arrays are
         # already the channels_last layout of NCHW tensors.
@@ -331,6 +333,8 @@ class ChildTrainer:
                 run_step(order[start : start + cfg.batch_size])
             if not math.isfinite(loss_sum.item()):  # the one host sync per epoch
                 return f"non-finite training loss in epoch {epoch + 1}"
+            if self.on_epoch is not None:
+                self.on_epoch(epoch + 1)
         return None
 
     @torch.inference_mode()

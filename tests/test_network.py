@@ -34,3 +34,13 @@ def test_network_config_changes_the_shape():
     config = NetworkConfig(filters=8, dense_units=64, dropout=0.1)
     model = build_network(Architecture.parse("c3"), n_classes=3, image_size=10, config=config)
     assert count_parameters(model) == (3 * 9 * 8 + 8) + 16 + (8 * 8 * 8 + 1) * 64 + 65 * 3
+
+
+def test_final_protocol_doubles_filters_per_conv_up_to_the_cap():
+    config = NetworkConfig(filters=32, filter_growth=2.0, max_filters=128)
+    architecture = Architecture.parse("c3-m2-c3-c3-c1")
+    model = build_network(architecture, n_classes=5, image_size=32, config=config)
+    convs = [m for m in model if isinstance(m, nn.Conv2d)]
+    assert [conv.out_channels for conv in convs] == [32, 64, 128, 128]
+    assert [conv.in_channels for conv in convs] == [3, 32, 64, 128]
+    assert count_parameters(model) == parameter_count(architecture, 5, 32, config)

@@ -6,10 +6,10 @@ import argparse
 import sys
 
 from nasgym import __version__
-from nasgym.cli import bench, data, search, train
+from nasgym.cli import bench, data, final, search, train
 from nasgym.errors import NasGymError
 
-COMMANDS = (train, search, data, bench)
+COMMANDS = (train, search, data, bench, final)
 
 
 def build_parser() -> argparse.ArgumentParser:
