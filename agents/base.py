@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,6 +30,14 @@ exactly.
 """
 UpdateListener = Callable[[dict[str, float]], None]
 """Receives an agent's training metrics (losses, entropy, ...) after each of its updates."""
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Networks built inside start from ``seed``; the global random state is left as it was."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        yield
 
 
 class Agent(ABC):

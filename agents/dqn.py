@@ -27,7 +27,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
-from agents.base import Agent, StepCallback
+from agents.base import Agent, StepCallback, seeded
 from agents.encoding import LAYER_CLASSES, encode_nsc, masked_logits, one_thread, valid_action_mask
 
 
@@ -177,8 +177,7 @@ class DQNAgent(Agent):
     def __init__(self, env, config: DQNConfig | None = None, **hyperparameters: Any):
         super().__init__(env, config, **hyperparameters)
         cfg = self.config
-        with torch.random.fork_rng():
-            torch.manual_seed(cfg.seed)
+        with seeded(cfg.seed):
             self.model = MaskedDQN(
                 MaskedDQNPolicy, env, learning_rate=cfg.learning_rate, buffer_size=cfg.buffer_size or 1,
                 learning_starts=cfg.learning_starts, batch_size=cfg.batch_size, tau=1.0, gamma=cfg.gamma,
@@ -225,6 +224,10 @@ class DQNAgent(Agent):
         super().play(total_steps, callback, deterministic)
         self.model._last_obs = None  # the environment moved under SB3: its next learn starts a new episode
         return self
+
+    def reset_trial(self) -> None:
+        super().reset_trial()
+        self.model._last_obs = None
 
     def state_dict(self) -> dict[str, Any]:
         archive = io.BytesIO()

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.distributions import Categorical
 
-from agents.base import Agent, StepCallback
+from agents.base import Agent, StepCallback, seeded
 from agents.encoding import LAYER_CLASSES, encode_nsc, episode_length, masked_logits, one_thread, valid_action_mask
 from nasgym.search_space import N_ACTIONS
 
@@ -114,8 +114,7 @@ class MetaA2C(Agent):
     def __init__(self, env, config: MetaA2CConfig | None = None, **hyperparameters: Any):
         super().__init__(env, config, **hyperparameters)
         cfg = self.config
-        with torch.random.fork_rng():
-            torch.manual_seed(cfg.seed)
+        with seeded(cfg.seed):
             self.network = MetaA2CNetwork(self.max_layers, cfg.hidden_size)
         self.optimizer = torch.optim.RMSprop(
             self.network.parameters(), lr=cfg.learning_rate, alpha=cfg.rmsprop_alpha, eps=cfg.rmsprop_eps

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.distributions import Categorical
 
-from agents.base import Agent, StepCallback
+from agents.base import Agent, StepCallback, seeded
 from agents.encoding import layer_indices, masked_logits, one_thread, valid_action_mask
 from nasgym.evaluator import network_of
 from nasgym.search_space import N_ACTIONS, Architecture
@@ -77,8 +77,7 @@ class Reinforce(Agent):
     def __init__(self, env, config: ReinforceConfig | None = None, **hyperparameters: Any):
         super().__init__(env, config, **hyperparameters)
         cfg = self.config
-        with torch.random.fork_rng():
-            torch.manual_seed(cfg.seed)
+        with seeded(cfg.seed):
             self.controller = Controller(cfg.hidden_size, cfg.num_layers, cfg.init_range)
         self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=cfg.learning_rate)
         self.generator = torch.Generator().manual_seed(cfg.seed)

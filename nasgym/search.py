@@ -53,9 +53,9 @@ class ProgressLog:
 
         self.path = out_dir / "progress.csv"
         self.rows = truncate_csv(self.path, resume_step) if resume_step else []
-        if not self.rows and self.path.exists():
-            self.path.unlink()
-        self.fieldnames = list(self.rows[0]) if self.rows else []
+        self.fieldnames = list(self.rows[0]) if self.rows else ["step"]
+        if not self.rows:  # an agent without updates (random search) still leaves the file
+            self.path.write_text("step\n")
         self.tensorboard = SummaryWriter(str(out_dir / "tensorboard"), purge_step=resume_step + 1)
 
     def update(self, metrics: dict[str, float]) -> None:
