@@ -91,7 +91,7 @@ def _resume_step(out_dir: Path, settings: SearchSettings, resume: bool) -> int:
     if not run_file.exists():
         raise NasGymError(f"{out_dir} holds no search to resume ({RUN_FILE} is missing); drop --resume to start one")
     stored = json.loads(run_file.read_text())
-    current = asdict(settings)
+    current = json.loads(json.dumps(asdict(settings)))  # as stored: tuples become lists
     mismatched = [key for key in ("agent", "dataset", "env_options", "agent_options") if stored[key] != current[key]]
     if mismatched:
         raise NasGymError(

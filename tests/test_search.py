@@ -172,3 +172,14 @@ def test_search_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
                                                 "env_options": {}, "agent_options": {}}))  # fmt: skip
     assert main(["search", "--out", str(taken), "--resume"]) == 2
     assert "different settings" in capsys.readouterr().err
+
+
+def test_reinforce_searches_final_rewards_and_tuple_options_resume(tmp_path: Path) -> None:
+    common = ["--steps", "0", "--max-samples", "50", "--image-size", "16", "--device", "cpu", "--no-progress"]
+    assert main(["search", "--agent", "reinforce", "--out", str(tmp_path / "r"), *common]) == 0
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["env_options"]["reward"] == "final"
+    dqn = ["search", "--agent", "dqn", "--set", "net_arch=(32, 32)", "--out", str(tmp_path / "d"), *common]
+    assert main(dqn) == 0
+    assert json.loads((tmp_path / "d" / "run.json").read_text())["env_options"]["reward"] == "per_step"
+    assert main([*dqn, "--resume"]) == 0  # the stored list matches the given tuple
+    assert agents.load(tmp_path / "d" / "agent.pt", toy_env()).config.net_arch == (32, 32)

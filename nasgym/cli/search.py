@@ -51,6 +51,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_env_options(parser, seed_flag="--train-seed")
+    reward = parser._option_string_actions["--reward"]
+    reward.default, reward.help = None, "(default final for reinforce, as in Zoph & Le; per_step otherwise)"
     parser.set_defaults(handler=run)
 
 
@@ -59,6 +61,8 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.reward is None:
+        args.reward = "final" if args.agent == "reinforce" else "per_step"
     out = Path(args.out or f"runs/{args.agent}-{args.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
     settings = SearchSettings(
         agent=args.agent, dataset=args.dataset, steps=args.steps, env_options=env_options(args),
