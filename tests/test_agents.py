@@ -149,25 +149,46 @@ def test_a_policy_moves_to_another_dataset_and_keeps_learning(name: str, tmp_pat
 
 
 # -- REINFORCE ---------------------------------------------------------------------------------------------
-def test_reinforce_evaluates_each_batch_at_once_and_the_log_credits_training(tmp_path) -> None:
+class RecordingEvaluator(FunctionEvaluator):
+    """The toy reward; remembers what each call asked for."""
+
+    def __init__(self):
+        super().__init__(toy_reward)
+        self.calls: list[list[str]] = []
+
+    def evaluate(self, architectures):
+        self.calls.append([str(a) for a in architectures])
+        return super().evaluate(architectures)
+
+
+@pytest.mark.parametrize("reward", ["final", "per_step"])
+def test_reinforce_asks_for_a_whole_batch_before_playing_it(reward: str) -> None:
+    evaluator = RecordingEvaluator()
+    agent = agents.make("reinforce", gym.make("NAS-v0", evaluator=evaluator, reward=reward), architectures_per_update=4)
+    agent.learn(1)
+    lengths = range(1, 11) if reward == "per_step" else [None]
+    wanted = {str(network_of(Architecture(tuple(a[:n])))) for a in agent._batch for n in lengths}
+    assert sorted(evaluator.calls[0]) == sorted(wanted)
+    assert len(evaluator.calls) == (2 if reward == "per_step" else 1)  # then the environment's first step
+
+
+def test_reinforce_batches_and_the_episode_log_credit_training_once(tmp_path) -> None:
     """With the real trainer behind EpisodeLogger: a batch is trained before its first step, every network
     once, and the episodes CSV credits each trained network to exactly one step."""
-    base = gym.make("NAS-v0", dataset="digits", reward="per_step", max_samples=150, **TINY)
+    base = gym.make("NAS-v0", dataset="digits", reward="final", max_samples=100, **TINY)
     env = EpisodeLogger(base, tmp_path / "episodes.csv")
     stats = env.unwrapped.evaluator.stats
-    agent = agents.make("reinforce", env, architectures_per_update=2)
+    agent = agents.make("reinforce", env, architectures_per_update=3)
     trained_at_step_one = []
     agent.learn(1, callback=lambda event: trained_at_step_one.append(stats.trained))
-    batch = {str(network_of(Architecture(tuple(a[:n])))) for a in agent._batch for n in range(1, len(a) + 1)}
-    assert trained_at_step_one == [len(batch)]  # all of the batch's networks (per_step: every prefix)
-    agent.learn(100, callback=lambda event: event["step"] < 10 or agent._batch is not None)  # to a batch's end
+    assert trained_at_step_one == [len({str(network_of(Architecture(tuple(a)))) for a in agent._batch})]
+    agent.learn(100, callback=lambda event: agent._batch is not None)  # to the batch's end
     env.close()
     with open(tmp_path / "episodes.csv", newline="") as handle:
-        rows = list(csv.DictReader(handle))
+        rows = [row for row in csv.DictReader(handle) if row["terminated"] == "True"]
     networks = [str(network_of(Architecture.parse(row["architecture"]))) for row in rows]
     credited = [network for network, row in zip(networks, rows, strict=True) if row["trained"] == "True"]
-    assert sorted(credited) == sorted(set(networks)) and len(credited) == stats.trained
-    assert all(row["valid"] == "True" for row in rows) and len(rows) == agent.num_timesteps >= 10
+    assert len(rows) == 3 and sorted(credited) == sorted(set(networks)) and len(credited) == stats.trained
 
 
 # -- DQN ---------------------------------------------------------------------------------------------------
