@@ -203,13 +203,16 @@ def summarise(rows: list[dict[str, str]], settings: SearchSettings, top: int = 1
 
 
 def plot_search(rows: list[dict[str, str]], path: Path, title: str) -> None:
-    """Reward of every step and the best so far, against the step."""
+    """Reward of every rewarded step (all of them with per_step rewards, episode ends with final rewards) and the
+    best so far, against the step."""
     from matplotlib.figure import Figure  # no pyplot: no global backend state
 
     steps = [int(row["step"]) for row in rows]
+    rewarded = [row for row in rows if row["accuracy"] not in ("", "None")]
     figure = Figure(figsize=(8, 4), layout="constrained")
     axes = figure.subplots()
-    axes.scatter(steps, [float(row["reward"]) for row in rows], s=6, alpha=0.4, label="reward")
+    axes.scatter([int(row["step"]) for row in rewarded], [float(row["reward"]) for row in rewarded], s=6,
+                 alpha=0.4, label="reward")  # fmt: skip
     axes.step(steps, [float(row["best_reward"]) for row in rows], where="post", color="C3", label="best so far")
     axes.set(xlabel="environment step", ylabel="reward (accuracy)", title=title)
     axes.legend(loc="lower right")
