@@ -74,6 +74,8 @@ class Rollout:
     """The steps since the last update: what the LSTM read and what happened."""
 
     start_memory: Memory | None = None
+    end_memory: Memory | None = None
+    """The memory after the last step; if the trial moved on without the rollout (``play``), it is closed."""
     inputs: list[torch.Tensor] = field(default_factory=list)
     actions: list[int] = field(default_factory=list)
     masks: list[torch.Tensor] = field(default_factory=list)
@@ -172,12 +174,20 @@ class MetaA2C(Agent):
 
     def _begin_step(self, owner: str) -> np.ndarray:
         """The observation to act on. An episode abandoned unfinished (a switch between learn and play, a
-        reload) counts as ended: no return bootstraps across it."""
+        reload) counts as ended: no return bootstraps across it. A rollout that ``play`` interrupted is
+        learned from at once, as it cannot continue from the memory play left."""
         if self._observation is None or self._episode_owner != owner:
             if self.rollout.dones and not self.rollout.dones[-1]:
                 self.rollout.dones[-1] = True
             if self._observation is not None and self.config.reset_memory_each_episode:
                 self.trial_state = self.initial_state()
+        rollout = self.rollout
+        if (
+            owner == "learn"
+            and rollout.inputs
+            and not all(map(torch.equal, rollout.end_memory, self.trial_state.memory))
+        ):
+            self._update()
         return self._current_observation(owner)
 
     def play(self, total_steps: int, callback: StepCallback | None = None, deterministic: bool = False) -> MetaA2C:
@@ -203,6 +213,7 @@ class MetaA2C(Agent):
             for name, value in (("inputs", inputs), ("actions", action), ("masks", mask),
                                 ("rewards", reward), ("dones", done)):  # fmt: skip
                 getattr(self.rollout, name).append(value)
+            self.rollout.end_memory = self.trial_state.memory
             if len(self.rollout.inputs) == self.config.n_steps:
                 self._update()
             if not self._notify(callback, self.num_timesteps, reward, done, info):

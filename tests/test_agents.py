@@ -242,3 +242,14 @@ def test_meta_a2c_memory_spans_the_trial_unless_reset_each_episode(reset_each_ep
     assert kept is not reset_each_episode
     agent.reset_trial()
     assert agent.trial_state.memory[0].abs().sum() == 0 and agent.trial_state.previous_action == -1
+
+
+def test_meta_a2c_learns_from_a_rollout_that_play_interrupted() -> None:
+    agent = agents.make("meta_a2c", toy_env())
+    updates: list[dict] = []
+    agent.update_listener = updates.append
+    agent.learn(7)  # one update, two steps left in the rollout
+    agent.play(5)  # moves the memory on
+    agent.learn(10)  # first learns from the two steps, then two full rollouts
+    assert [update["step"] for update in updates] == [5, 7, 12, 17]
+    assert not agent.rollout.inputs
