@@ -68,10 +68,13 @@ def run(args: argparse.Namespace) -> int:
         agent=args.agent, dataset=args.dataset, steps=args.steps, env_options=env_options(args),
         agent_options={"seed": args.seed, **dict(args.hyperparameters)},
     )  # fmt: skip
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` ends the search like Ctrl-C: summary written, resumable
-    summary = run_search(
-        out, settings, resume=args.resume, progress=not args.no_progress, checkpoint_seconds=args.checkpoint_seconds
-    )
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` ends a search like Ctrl-C: summary, resumable
+    try:
+        summary = run_search(
+            out, settings, resume=args.resume, progress=not args.no_progress, checkpoint_seconds=args.checkpoint_seconds
+        )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(f"{summary['steps']} steps, {summary['episodes']} episodes, {summary['unique_networks']} networks, "
           f"{summary['trained']} trained ({summary['train_seconds']:.1f} s); output in {out}")  # fmt: skip
     if summary["best"]:
