@@ -1,10 +1,17 @@
-"""The surface every agent shares (stable-baselines3's): ``learn``, ``predict``, ``save``, ``load``."""
+"""The surface every agent shares (stable-baselines3's): ``learn``, ``predict``, ``play``, ``save``, ``load``.
+
+Resuming is exact at episode ends: ``state_dict`` holds everything a run needs to continue (weights,
+optimiser, random generators, counters, unfinished batches or rollouts), and a callback runs only once the
+agent has fully processed its step, so saving from a callback captures a consistent state. The observation of
+an unfinished episode is not saved: a loaded agent starts a new episode.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -12,16 +19,29 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from nasgym.search_space import Architecture, action_mask
+from agents.encoding import valid_action_mask
 
 StepCallback = Callable[[dict[str, Any]], "bool | None"]
-"""Called after every environment step with ``{"step", "reward", "terminated", "info"}``; False stops."""
+"""Called after every environment step with ``{"step", "reward", "terminated", "info"}``; False stops.
+
+``terminated`` is True when the step ended the episode. The agent has finished processing the step (stored
+it, updated on it) before the call, so ``agent.save`` inside a callback writes a checkpoint that resumes
+exactly.
+"""
 UpdateListener = Callable[[dict[str, float]], None]
 """Receives an agent's training metrics (losses, entropy, ...) after each of its updates."""
 
 
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Networks built inside start from ``seed``; the global random state is left as it was."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        yield
+
+
 class Agent(ABC):
-    """An agent that searches a ``NAS-v0`` environment. Hyperparameters live in one dataclass."""
+    """An agent that searches a ``NAS-v0`` environment. Hyperparameters live in one dataclass, ``Config``."""
 
     name: ClassVar[str]
     Config: ClassVar[type]
@@ -29,14 +49,22 @@ class Agent(ABC):
     def __init__(self, env: gym.Env, config: Any = None, **hyperparameters: Any):
         if config is not None and hyperparameters:
             raise TypeError("pass either a config object or keyword hyperparameters, not both")
-        try:
-            self.config = config if config is not None else self.Config(**hyperparameters)
-        except TypeError as error:
-            known = ", ".join(f.name for f in dataclasses.fields(self.Config))
-            raise TypeError(f"{self.name}: {error}; its hyperparameters are: {known}") from None
+        self.config = config if config is not None else self.make_config(**hyperparameters)
         self.env = env
         self.num_timesteps = 0
+        """Environment steps learned from (``play`` does not count)."""
         self.update_listener: UpdateListener | None = None
+        self._observation: np.ndarray | None = None  # of the unfinished episode; None: reset before the next step
+        self._episode_owner: str | None = None  # "learn" or "play": switching between them starts a new episode
+
+    @classmethod
+    def make_config(cls, **hyperparameters: Any) -> Any:
+        """``Config(**hyperparameters)``; an unknown name raises an error that lists the known ones."""
+        try:
+            return cls.Config(**hyperparameters)
+        except TypeError as error:
+            known = ", ".join(f.name for f in dataclasses.fields(cls.Config))
+            raise TypeError(f"{cls.name}: {error}; its hyperparameters are: {known}") from None
 
     # -- the API --------------------------------------------------------------------------------------
     @abstractmethod
@@ -46,6 +74,30 @@ class Agent(ABC):
     @abstractmethod
     def predict(self, observation: np.ndarray, state: Any = None, deterministic: bool = False) -> tuple[int, Any]:
         """The next action for ``observation`` and the recurrent state to pass back next time."""
+
+    def play(self, total_steps: int, callback: StepCallback | None = None, deterministic: bool = False) -> Agent:
+        """Act with the current policy for ``total_steps`` steps without learning: a frozen policy.
+
+        Event step numbers count from 1 within this call; ``num_timesteps`` does not move.
+        """
+        state = None
+        for step in range(1, total_steps + 1):
+            action, state = self.predict(self._current_observation("play"), state, deterministic)
+            reward, done, info = self._env_step(action)
+            if not self._notify(callback, step, reward, done, info):
+                break
+        return self
+
+    @property
+    def policy(self) -> torch.nn.Module | None:
+        """The network that chooses actions (None for agents without one)."""
+        return None
+
+    def reset_trial(self) -> None:
+        """Start a new trial (e.g. on another dataset): drop what belongs to the last one, such as recurrent
+        memory (meta-A2C) or an unfinished batch (REINFORCE). Learned weights stay; the next step starts a
+        new episode."""
+        self._observation = None
 
     @abstractmethod
     def state_dict(self) -> dict[str, Any]:
@@ -62,6 +114,7 @@ class Agent(ABC):
             "agent": self.name,
             "config": dataclasses.asdict(self.config),
             "num_timesteps": self.num_timesteps,
+            "observation_shape": tuple(self.env.observation_space.shape),
             "state": self.state_dict(),
         }
         temporary = path.with_name(path.name + ".tmp")
@@ -70,31 +123,53 @@ class Agent(ABC):
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any], env: gym.Env) -> Agent:
+        shape = tuple(payload.get("observation_shape", env.observation_space.shape))
+        if shape != tuple(env.observation_space.shape):
+            raise ValueError(
+                f"the saved {payload['agent']} agent observed NSC matrices of shape {shape}, this environment gives "
+                f"{tuple(env.observation_space.shape)}; make the environment with max_layers={shape[0]}"
+            )
         agent = cls(env, cls.Config(**payload["config"]))
         agent.num_timesteps = payload["num_timesteps"]
         agent.load_state_dict(payload["state"])
         return agent
 
     # -- helpers for subclasses -------------------------------------------------------------------------
-    def _space_shape(self) -> tuple[int, int]:
-        """(image_size, max_layers) of the underlying environment, for action masks from observations."""
-        base = self.env.unwrapped
-        return getattr(base, "image_size", 84), getattr(base, "max_layers", 10)
+    @property
+    def image_size(self) -> int:
+        """Input side of the environment's child networks (what decides which actions are valid)."""
+        return getattr(self.env.unwrapped, "image_size", 84)
+
+    @property
+    def max_layers(self) -> int:
+        return int(self.env.observation_space.shape[0])
 
     def _mask(self, observation: np.ndarray) -> np.ndarray:
         """Valid actions, computed from the observation alone (so ``predict`` needs no live env)."""
-        image_size, max_layers = self._space_shape()
-        return action_mask(Architecture.from_nsc(observation), image_size, max_layers)
+        return valid_action_mask(observation, self.image_size).numpy()
+
+    def _current_observation(self, owner: str) -> np.ndarray:
+        """The observation to act on: the unfinished episode's, or a new episode's."""
+        if self._observation is None or self._episode_owner != owner:
+            self._observation, _ = self.env.reset()
+            self._episode_owner = owner
+        return self._observation
+
+    def _env_step(self, action: int) -> tuple[float, bool, dict[str, Any]]:
+        """Step the environment; remember the observation unless the episode ended."""
+        observation, reward, terminated, truncated, info = self.env.step(int(action))
+        done = bool(terminated or truncated)
+        self._observation = None if done else observation
+        return float(reward), done, info
 
     def _report(self, metrics: dict[str, float]) -> None:
         """Publish one update's metrics (the search writes them to progress.csv and TensorBoard)."""
         if self.update_listener is not None:
             self.update_listener({"step": self.num_timesteps, **metrics})
 
-    def _notify(self, callback: StepCallback | None, reward: float, terminated: bool, info: dict) -> bool:
-        """Count the step and tell the callback; False means stop."""
-        self.num_timesteps += 1
+    @staticmethod
+    def _notify(callback: StepCallback | None, step: int, reward: float, done: bool, info: dict) -> bool:
+        """Tell the callback about a step; False means stop."""
         if callback is None:
             return True
-        answer = callback({"step": self.num_timesteps, "reward": reward, "terminated": terminated, "info": info})
-        return answer is not False
+        return callback({"step": step, "reward": reward, "terminated": done, "info": info}) is not False

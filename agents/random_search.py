@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from agents.base import Agent, StepCallback
+from nasgym.search_space import N_ACTIONS
 
 
 @dataclass
@@ -27,18 +28,16 @@ class RandomSearch(Agent):
         self.rng = np.random.default_rng(self.config.seed)
 
     def predict(self, observation: np.ndarray, state: Any = None, deterministic: bool = False) -> tuple[int, Any]:
-        allowed = self._mask(observation) if self.config.mask_invalid else np.ones(8, dtype=bool)
+        allowed = self._mask(observation) if self.config.mask_invalid else np.ones(N_ACTIONS, dtype=bool)
         return int(self.rng.choice(np.flatnonzero(allowed))), state
 
     def learn(self, total_steps: int, callback: StepCallback | None = None) -> RandomSearch:
-        observation, _ = self.env.reset()
         for _ in range(total_steps):
-            action, _ = self.predict(observation)
-            observation, reward, terminated, truncated, info = self.env.step(action)
-            if not self._notify(callback, reward, terminated, info):
+            action, _ = self.predict(self._current_observation("learn"))
+            reward, done, info = self._env_step(action)
+            self.num_timesteps += 1
+            if not self._notify(callback, self.num_timesteps, reward, done, info):
                 break
-            if terminated or truncated:
-                observation, _ = self.env.reset()
         return self
 
     def state_dict(self) -> dict[str, Any]:

@@ -9,11 +9,16 @@ from typing import Any
 
 import gymnasium as gym
 
+from nasgym.evaluator import network_of
+from nasgym.search_space import Architecture
+
 EPISODE_COLUMNS = (
     "step", "episode", "episode_step", "action", "architecture", "reward", "terminated", "valid",
     "accuracy", "from_cache", "trained", "train_seconds", "parameters", "failure", "best_reward",
 )  # fmt: skip
-"""``trained``: this step really trained a network (not the cache, not a repeat); ``best_reward`` so far."""
+"""``trained``: this step's network was trained in this session, not answered by the reward cache or a repeat (the
+first step that needs it is credited, even when an agent had the evaluator train a batch ahead of time);
+``best_reward``: the best reward so far."""
 
 
 def truncate_csv(path: Path, last_step: int) -> list[dict[str, str]]:
@@ -42,6 +47,7 @@ class EpisodeLogger(gym.Wrapper):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.step_count, self.episode, self.episode_step, self.best_reward = 0, 0, 0, -math.inf
         kept = truncate_csv(self.path, resume_step) if resume_step is not None else []
+        self._rewarded = {_network(row["architecture"]) for row in kept if row["accuracy"] not in ("", "None")}
         if kept:
             last = kept[-1]
             self.step_count = int(last["step"])
@@ -63,17 +69,19 @@ class EpisodeLogger(gym.Wrapper):
         return self.env.reset(**kwargs)
 
     def step(self, action: int):
-        stats = getattr(self.env.unwrapped.evaluator, "stats", None)
-        trained_before = stats.trained if stats is not None else 0
         observation, reward, terminated, truncated, info = self.env.step(action)
         self.step_count += 1
         self.episode_step += 1
         self.best_reward = max(self.best_reward, reward)
+        trained = False
+        if info.get("accuracy") is not None:  # rewarded: first sight of a network not from the cache = trained
+            network = _network(info["architecture"])
+            trained = not info.get("from_cache") and network not in self._rewarded
+            self._rewarded.add(network)
         row = {key: info.get(key) for key in EPISODE_COLUMNS if key in info}
         row.update(
             step=self.step_count, episode=self.episode, episode_step=self.episode_step, action=int(action),
-            reward=reward, terminated=terminated, best_reward=self.best_reward,
-            trained=(stats.trained - trained_before) > 0 if stats is not None else None,
+            reward=reward, terminated=terminated, best_reward=self.best_reward, trained=trained,
         )  # fmt: skip
         self._writer.writerow(row)
         self._handle.flush()
@@ -83,3 +91,7 @@ class EpisodeLogger(gym.Wrapper):
         if not self._handle.closed:
             self._handle.close()
         super().close()
+
+
+def _network(architecture: str) -> str:
+    return str(network_of(Architecture.parse(architecture)))

@@ -1,9 +1,13 @@
 """Run an architecture search with any agent and leave complete, resumable output in one folder.
 
 ``DIR/run.json`` the settings, ``DIR/episodes.csv`` every step, ``DIR/progress.csv`` the agent's training
-metrics, ``DIR/tensorboard/`` the same as TensorBoard events, ``DIR/agent.pt`` the last checkpoint (taken
-at episode ends), ``DIR/summary.json`` the best architectures. ``resume=True`` continues from the
-checkpoint: rows after it are dropped and redone, their rewards come back from the reward cache.
+metrics, ``DIR/tensorboard/`` the same as TensorBoard events, ``DIR/agent.pt`` the checkpoint (taken at
+episode ends, at most every ``checkpoint_seconds``, and at the end), ``DIR/summary.json`` the best
+architectures and ``DIR/search.png`` the rewards over the search.
+
+``resume=True`` continues from the checkpoint: rows after it are dropped and redone, and their rewards come
+back from the reward cache. A checkpoint holds the agent's whole state (weights, optimiser, random generators,
+unfinished batches), so the redone steps are the ones that were lost.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from nasgym.search_space import Architecture
 
 CHECKPOINT = "agent.pt"
 RUN_FILE = "run.json"
+EPISODES = "episodes.csv"
 
 
 @dataclass
@@ -47,23 +52,23 @@ class ProgressLog:
         from torch.utils.tensorboard import SummaryWriter  # imported late: TensorBoard is slow to import
 
         self.path = out_dir / "progress.csv"
-        self.fieldnames: list[str] | None = None
-        kept = truncate_csv(self.path, resume_step) if resume_step else []
-        if kept:
-            self.fieldnames = list(kept[0])
-        elif self.path.exists():
-            self.path.unlink()
+        self.rows = truncate_csv(self.path, resume_step) if resume_step else []
+        self.fieldnames = list(self.rows[0]) if self.rows else ["step"]
+        if not self.rows:  # an agent without updates (random search) still leaves the file
+            self.path.write_text("step\n")
         self.tensorboard = SummaryWriter(str(out_dir / "tensorboard"), purge_step=resume_step + 1)
 
     def update(self, metrics: dict[str, float]) -> None:
-        new_file = self.fieldnames is None
-        if new_file:
-            self.fieldnames = list(metrics)
-        with open(self.path, "a", newline="") as handle:
-            writer = csv.DictWriter(handle, self.fieldnames, extrasaction="ignore")
-            if new_file:
+        self.rows.append(metrics)
+        new_columns = [name for name in metrics if name not in self.fieldnames]
+        self.fieldnames += new_columns
+        with open(self.path, "w" if new_columns else "a", newline="") as handle:
+            writer = csv.DictWriter(handle, self.fieldnames)
+            if new_columns:  # a metric appeared (e.g. the first loss): rewrite with the wider header
                 writer.writeheader()
-            writer.writerow(metrics)
+                writer.writerows(self.rows)
+            else:
+                writer.writerow(metrics)
         for name, value in metrics.items():
             if name != "step" and isinstance(value, (int, float)) and math.isfinite(value):
                 self.tensorboard.add_scalar(f"agent/{name}", value, metrics["step"])
@@ -76,26 +81,23 @@ class ProgressLog:
         self.tensorboard.close()
 
 
-def _prepare_out_dir(out_dir: Path, settings: SearchSettings, resume: bool) -> int:
-    """Check the folder against ``settings``; return the step of the checkpoint to resume from (0: fresh)."""
+def _resume_step(out_dir: Path, settings: SearchSettings, resume: bool) -> int:
+    """Check the folder against ``settings``; the step of the checkpoint to resume from (0: a fresh start)."""
     run_file = out_dir / RUN_FILE
     if not resume:
-        if (out_dir / "episodes.csv").exists():
+        if (out_dir / EPISODES).exists():
             raise NasGymError(f"{out_dir} already holds a search; pass --resume to continue it or choose another --out")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        run_file.write_text(json.dumps(asdict(settings), indent=2))
         return 0
     if not run_file.exists():
         raise NasGymError(f"{out_dir} holds no search to resume ({RUN_FILE} is missing); drop --resume to start one")
     stored = json.loads(run_file.read_text())
-    current = asdict(settings)
+    current = json.loads(json.dumps(asdict(settings)))  # as stored: tuples become lists
     mismatched = [key for key in ("agent", "dataset", "env_options", "agent_options") if stored[key] != current[key]]
     if mismatched:
         raise NasGymError(
             f"--resume with different settings than {run_file} ({', '.join(mismatched)}); "
             "repeat the original options or start a new search in another --out"
         )
-    run_file.write_text(json.dumps(asdict(settings), indent=2))  # the step budget may grow
     checkpoint = out_dir / CHECKPOINT
     return int(_checkpoint_steps(checkpoint)) if checkpoint.exists() else 0
 
@@ -117,15 +119,24 @@ def run_search(
     """Search for ``settings.steps`` environment steps in total and return the summary.
 
     ``env`` replaces ``gym.make("NAS-v0", dataset=..., **env_options)`` (e.g. one with a custom evaluator).
+    Interrupted (Ctrl-C), it still writes the summary of the steps so far, then re-raises.
     """
     out_dir = Path(out_dir)
-    start_step = _prepare_out_dir(out_dir, settings, resume)
+    agents.make_config(settings.agent, **settings.agent_options)  # bad hyperparameters fail before any work
+    start_step = _resume_step(out_dir, settings, resume)
     if env is None:
         env = gym.make("NAS-v0", dataset=settings.dataset, **settings.env_options)
-    env = EpisodeLogger(env, out_dir / "episodes.csv", resume_step=start_step)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / RUN_FILE).write_text(json.dumps(asdict(settings), indent=2))  # on resume the budget may grow
+    env = EpisodeLogger(env, out_dir / EPISODES, resume_step=start_step)
     checkpoint = out_dir / CHECKPOINT
-    resumed = start_step > 0
-    agent = agents.load(checkpoint, env) if resumed else agents.make(settings.agent, env, **settings.agent_options)
+    try:
+        agent = (
+            agents.load(checkpoint, env) if start_step else agents.make(settings.agent, env, **settings.agent_options)
+        )
+    except BaseException:
+        env.close()
+        raise
     log = ProgressLog(out_dir, start_step)
     agent.update_listener = log.update
     bar = tqdm(total=settings.steps, initial=start_step, desc=f"{settings.agent} on {settings.dataset}",
@@ -138,7 +149,7 @@ def run_search(
         log.step(event["step"], event["reward"], env.best_reward)
         bar.set_postfix(best=f"{env.best_reward:.4f}", arch=event["info"].get("architecture", ""))
         if event["terminated"] and time.monotonic() - last_save >= checkpoint_seconds:
-            agent.save(checkpoint)
+            agent.save(checkpoint)  # the agent has finished with this step: the checkpoint resumes exactly
             last_save = time.monotonic()
 
     try:
@@ -146,19 +157,29 @@ def run_search(
         if remaining > 0:
             agent.learn(remaining, callback=on_step)
         agent.save(checkpoint)
+    except KeyboardInterrupt:
+        write_summary(out_dir, settings)
+        raise
     finally:
         bar.close()
         log.close()
         env.close()
-    summary = summarise(out_dir / "episodes.csv", settings)
+    return write_summary(out_dir, settings)
+
+
+def write_summary(out_dir: Path, settings: SearchSettings) -> dict[str, Any]:
+    """summary.json and search.png from the episodes CSV."""
+    with open(out_dir / EPISODES, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    summary = summarise(rows, settings)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    if rows:
+        plot_search(rows, out_dir / "search.png", f"{settings.agent} on {settings.dataset}")
     return summary
 
 
-def summarise(episodes_csv: Path, settings: SearchSettings, top: int = 10) -> dict[str, Any]:
-    """Best architectures and what the search spent, computed from the episodes CSV alone."""
-    with open(episodes_csv, newline="") as handle:
-        rows = list(csv.DictReader(handle))
+def summarise(rows: list[dict[str, str]], settings: SearchSettings, top: int = 10) -> dict[str, Any]:
+    """Best architectures and what the search spent, computed from the episodes CSV rows alone."""
     best: dict[str, dict[str, Any]] = {}
     for row in rows:
         if row["valid"] != "True" or row["accuracy"] in ("", "None"):
@@ -179,3 +200,20 @@ def summarise(episodes_csv: Path, settings: SearchSettings, top: int = 10) -> di
         "train_seconds": sum(float(row["train_seconds"]) for row in rows if row["trained"] == "True"),
         "best": ranked[:top],
     }
+
+
+def plot_search(rows: list[dict[str, str]], path: Path, title: str) -> None:
+    """Reward of every rewarded step (all of them with per_step rewards, episode ends with final rewards) and the
+    best so far, against the step."""
+    from matplotlib.figure import Figure  # no pyplot: no global backend state
+
+    steps = [int(row["step"]) for row in rows]
+    rewarded = [row for row in rows if row["accuracy"] not in ("", "None")]
+    figure = Figure(figsize=(8, 4), layout="constrained")
+    axes = figure.subplots()
+    axes.scatter([int(row["step"]) for row in rewarded], [float(row["reward"]) for row in rewarded], s=6,
+                 alpha=0.4, label="reward")  # fmt: skip
+    axes.step(steps, [float(row["best_reward"]) for row in rows], where="post", color="C3", label="best so far")
+    axes.set(xlabel="environment step", ylabel="reward (accuracy)", title=title)
+    axes.legend(loc="lower right")
+    figure.savefig(path, dpi=100)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -42,18 +43,38 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="NAME=VALUE",
         help="agent hyperparameter, repeatable (e.g. --set batch_size=4)",
     )
+    parser.add_argument(
+        "--checkpoint-seconds",
+        type=float,
+        default=10.0,
+        help="save the agent at the first episode end this many seconds after the last save (default 10)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_env_options(parser, seed_flag="--train-seed")
+    reward = parser._option_string_actions["--reward"]
+    reward.default, reward.help = None, "(default final for reinforce, as in Zoph & Le; per_step otherwise)"
     parser.set_defaults(handler=run)
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.reward is None:
+        args.reward = "final" if args.agent == "reinforce" else "per_step"
     out = Path(args.out or f"runs/{args.agent}-{args.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
     settings = SearchSettings(
         agent=args.agent, dataset=args.dataset, steps=args.steps, env_options=env_options(args),
         agent_options={"seed": args.seed, **dict(args.hyperparameters)},
     )  # fmt: skip
-    summary = run_search(out, settings, resume=args.resume, progress=not args.no_progress)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` ends a search like Ctrl-C: summary, resumable
+    try:
+        summary = run_search(
+            out, settings, resume=args.resume, progress=not args.no_progress, checkpoint_seconds=args.checkpoint_seconds
+        )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(f"{summary['steps']} steps, {summary['episodes']} episodes, {summary['unique_networks']} networks, "
           f"{summary['trained']} trained ({summary['train_seconds']:.1f} s); output in {out}")  # fmt: skip
     if summary["best"]:

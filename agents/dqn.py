@@ -1,0 +1,246 @@
+"""DQN: stable-baselines3's, with NasGym's settings, unable to choose an invalid action.
+
+SB3's DQN has no action masks, so the Q-network masks itself: from the observation alone it computes the valid
+actions (``agents.encoding.valid_action_mask``) and gives the others the lowest Q-value. Greedy actions and the
+target's max over next actions are therefore taken over valid actions only; exploration samples uniformly
+among valid actions. The Q-network reads the one-hot NSC, like the other learning agents.
+
+For an exact resume, sampling uses generators that are saved with the agent (the replay buffer's own, the
+exploration's own), and a step reaches the caller's callback only after SB3 has stored it and trained on it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import pickle
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3 import DQN
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
+from torch import nn
+
+from agents.base import Agent, StepCallback, seeded
+from agents.encoding import LAYER_CLASSES, encode_nsc, masked_logits, one_thread, valid_action_mask
+
+
+@dataclass
+class DQNConfig:
+    learning_rate: float = 5e-4
+    """Adam's learning rate (NasGym: 5e-4)."""
+    buffer_size: int | None = None
+    """Replay capacity in transitions; None: half the steps of the first ``learn`` call (NasGym)."""
+    exploration_initial_eps: float = 1.0
+    """Epsilon of epsilon-greedy at the start (NasGym: 1.0)."""
+    exploration_final_eps: float = 0.1
+    """Epsilon at the end of the decay (NasGym: 0.1)."""
+    exploration_fraction: float = 1.0
+    """Fraction of a ``learn`` call over which epsilon falls linearly (NasGym: all of it)."""
+    batch_size: int = 20
+    """Transitions per gradient step (NasGym: 20)."""
+    gamma: float = 1.0
+    """Discount (NasGym: 1.0; episodes are at most max_layers steps)."""
+    target_update_interval: int = 100
+    """Steps between copies of the Q-network into the target network (NasGym: 100)."""
+    learning_starts: int = 20
+    """Steps of uniform valid actions before the first gradient step (one batch; baselines' default of 1000
+    was 15% of NasGym's 6,500-step runs and would exceed a short search)."""
+    train_freq: int = 1
+    """Environment steps per gradient step (NasGym, via baselines: 1)."""
+    net_arch: tuple[int, ...] = (64, 64)
+    """Hidden layers of the Q-network (baselines' and SB3's MLP: 64, 64)."""
+    max_grad_norm: float = 10.0
+    """Gradients are clipped to this global norm (baselines and SB3: 10)."""
+    seed: int = 0
+    """Seeds the initial weights, exploration and replay sampling."""
+
+
+class OneHotNSC(BaseFeaturesExtractor):
+    """The NSC observation as one-hot rows (``agents.encoding.encode_nsc``)."""
+
+    def __init__(self, observation_space: spaces.Box):
+        super().__init__(observation_space, observation_space.shape[0] * LAYER_CLASSES)
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        return encode_nsc(observations)
+
+
+class MaskedQNetwork(QNetwork):
+    """Q-values with invalid actions at the lowest value, so argmax and max see only valid actions."""
+
+    image_size: int = 84  # set from the environment by DQNAgent (not a constructor argument: SB3 rebuilds nets)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return masked_logits(super().forward(obs), valid_action_mask(obs, self.image_size))
+
+
+class MaskedDQNPolicy(DQNPolicy):
+    def make_q_net(self) -> MaskedQNetwork:
+        net_args = self._update_features_extractor(self.net_args, features_extractor=None)
+        return MaskedQNetwork(**net_args).to(self.device)
+
+
+class SeededReplayBuffer(ReplayBuffer):
+    """SB3's replay buffer, sampling with its own generator (saved with it) instead of NumPy's global one."""
+
+    def __init__(self, *args: Any, seed: int = 0, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.rng = np.random.default_rng(seed)
+
+    def sample(self, batch_size: int, env: Any = None):
+        upper_bound = self.buffer_size if self.full else self.pos
+        return self._get_samples(self.rng.integers(0, upper_bound, size=batch_size), env=env)
+
+
+class MaskedDQN(DQN):
+    """SB3's DQN whose exploration (warm-up and epsilon steps) picks uniformly among valid actions."""
+
+    exploration_rng: np.random.Generator
+
+    def _random_valid_actions(self, observation: np.ndarray) -> np.ndarray:
+        masks = valid_action_mask(observation, self.q_net.image_size).reshape(-1, int(self.action_space.n))
+        actions = np.array([self.exploration_rng.choice(np.flatnonzero(mask.numpy())) for mask in masks])
+        return actions if np.ndim(observation) == 3 else actions[0]
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        if not deterministic and self.exploration_rng.random() < self.exploration_rate:
+            return self._random_valid_actions(observation), state
+        with one_thread():
+            return self.policy.predict(observation, state, episode_start, deterministic)
+
+    def _sample_action(self, learning_starts: int, action_noise: Any = None, n_envs: int = 1):
+        if self.num_timesteps < learning_starts:
+            action = self._random_valid_actions(self._last_obs)
+        else:
+            action, _ = self.predict(self._last_obs, deterministic=False)
+        return action, action
+
+    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
+        with one_thread():
+            super().train(gradient_steps, batch_size)
+
+
+class _StopLearning(Exception):
+    """The caller's callback asked to stop."""
+
+
+class _CallbackBridge(BaseCallback):
+    """Delivers each SB3 step to a nasgym callback once DQN has fully processed it: SB3 calls ``on_step``
+    before storing the transition and training on it, so the event waits for the next rollout start (or the
+    end of learning)."""
+
+    def __init__(self, agent: DQNAgent, callback: StepCallback | None):
+        super().__init__()
+        self.agent, self.callback = agent, callback
+        self.pending: dict[str, Any] | None = None
+        self.reported_updates = agent.model._n_updates
+
+    def _on_step(self) -> bool:
+        self.pending = {
+            "reward": float(self.locals["rewards"][0]),
+            "done": bool(self.locals["dones"][0]),
+            "info": self.locals["infos"][0],
+        }
+        return True
+
+    def _on_rollout_start(self) -> None:
+        self._deliver()
+
+    def _on_training_end(self) -> None:
+        self._deliver()
+
+    def _deliver(self) -> None:
+        if self.pending is None:
+            return
+        event, self.pending = self.pending, None
+        agent, model = self.agent, self.agent.model
+        agent.num_timesteps = model.num_timesteps
+        if model._n_updates > self.reported_updates:
+            self.reported_updates = model._n_updates
+            agent._report({"loss": float(model.logger.name_to_value["train/loss"]),
+                           "exploration_rate": model.exploration_rate})  # fmt: skip
+        if not agent._notify(self.callback, agent.num_timesteps, event["reward"], event["done"], event["info"]):
+            raise _StopLearning
+
+
+class DQNAgent(Agent):
+    name = "dqn"
+    Config = DQNConfig
+
+    def __init__(self, env, config: DQNConfig | None = None, **hyperparameters: Any):
+        super().__init__(env, config, **hyperparameters)
+        cfg = self.config
+        with seeded(cfg.seed):
+            self.model = MaskedDQN(
+                MaskedDQNPolicy, env, learning_rate=cfg.learning_rate, buffer_size=cfg.buffer_size or 1,
+                learning_starts=cfg.learning_starts, batch_size=cfg.batch_size, tau=1.0, gamma=cfg.gamma,
+                train_freq=cfg.train_freq, gradient_steps=1, target_update_interval=cfg.target_update_interval,
+                exploration_fraction=cfg.exploration_fraction, exploration_initial_eps=cfg.exploration_initial_eps,
+                exploration_final_eps=cfg.exploration_final_eps, max_grad_norm=cfg.max_grad_norm,
+                replay_buffer_class=SeededReplayBuffer, replay_buffer_kwargs={"seed": cfg.seed},
+                policy_kwargs={"net_arch": list(cfg.net_arch), "features_extractor_class": OneHotNSC},
+                device="cpu",
+            )  # fmt: skip
+        self.model.exploration_rng = np.random.default_rng(cfg.seed)
+        self.buffer_sized = cfg.buffer_size is not None
+        self._attach()
+
+    @property
+    def policy(self) -> nn.Module:
+        return self.model.policy
+
+    def _attach(self) -> None:
+        """Point the masks at this environment's image size (a loaded policy may move to another dataset)."""
+        for network in (self.model.q_net, self.model.q_net_target):
+            network.image_size = self.image_size
+
+    def predict(self, observation: np.ndarray, state: Any = None, deterministic: bool = False) -> tuple[int, Any]:
+        action, _ = self.model.predict(observation, deterministic=deterministic)
+        return int(action), state
+
+    def learn(self, total_steps: int, callback: StepCallback | None = None) -> DQNAgent:
+        if not self.buffer_sized:  # NasGym: a buffer of half the run
+            model = self.model
+            model.buffer_size = max(total_steps // 2, 1)
+            model.replay_buffer = SeededReplayBuffer(
+                model.buffer_size, model.observation_space, model.action_space, device="cpu", seed=self.config.seed
+            )
+            self.buffer_sized = True
+        self._observation = None  # SB3 keeps this episode; a later play starts its own
+        with contextlib.suppress(_StopLearning):
+            self.model.learn(total_steps, callback=_CallbackBridge(self, callback), log_interval=None,
+                             reset_num_timesteps=False)  # fmt: skip
+        self.num_timesteps = self.model.num_timesteps
+        return self
+
+    def play(self, total_steps: int, callback: StepCallback | None = None, deterministic: bool = False) -> DQNAgent:
+        super().play(total_steps, callback, deterministic)
+        self.model._last_obs = None  # the environment moved under SB3: its next learn starts a new episode
+        return self
+
+    def reset_trial(self) -> None:
+        super().reset_trial()
+        self.model._last_obs = None
+
+    def state_dict(self) -> dict[str, Any]:
+        archive = io.BytesIO()
+        self.model.save(archive)
+        return {
+            "model_zip": archive.getvalue(),
+            "replay_buffer": pickle.dumps(self.model.replay_buffer),
+            "buffer_sized": self.buffer_sized,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        with torch.random.fork_rng():
+            self.model = MaskedDQN.load(io.BytesIO(state["model_zip"]), env=self.env, device="cpu")
+        self.model.replay_buffer = pickle.loads(state["replay_buffer"])
+        self.buffer_sized = state["buffer_sized"]
+        self._attach()

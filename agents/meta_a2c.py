@@ -1,0 +1,278 @@
+"""Meta-A2C: an LSTM actor-critic that learns to search in context (Wang et al. 2016; NasGym).
+
+At every step the LSTM reads [one-hot NSC, one-hot previous action, previous reward, time step in the episode],
+so its memory can adapt to the dataset at hand: the memory persists across the episodes of a trial and is
+cleared only when a trial starts (``reset_trial``; ``reset_memory_each_episode`` gives NasGym's per-episode
+reset). Policy and value heads share the LSTM. Every ``n_steps`` steps one n-step advantage actor-critic update
+runs on the stored inputs, replayed through the LSTM from the memory the rollout started with.
+
+Plain PyTorch rather than stable-baselines3's OnPolicyAlgorithm: the recurrent rollout with reward and action
+feedback would need a custom rollout buffer, policy and collection loop (as sb3-contrib's RecurrentPPO has),
+i.e. most of the algorithm, while the whole of A2C fits here readably top to bottom.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.distributions import Categorical
+
+from agents.base import Agent, StepCallback, seeded
+from agents.encoding import LAYER_CLASSES, encode_nsc, episode_length, masked_logits, one_thread, valid_action_mask
+from nasgym.search_space import N_ACTIONS
+
+Memory = tuple[torch.Tensor, torch.Tensor]
+"""The LSTM's (hidden, cell) state, each (1, hidden_size)."""
+
+
+@dataclass
+class MetaA2CConfig:
+    hidden_size: int = 128
+    """LSTM units (NasGym: 128)."""
+    n_steps: int = 5
+    """Environment steps per update; returns bootstrap from the value after them (NasGym: 5)."""
+    gamma: float = 0.9
+    """Discount (NasGym: 0.9)."""
+    entropy_coef: float = 0.01
+    """Weight of the entropy bonus (NasGym: 0.01)."""
+    value_coef: float = 0.5
+    """Weight of the value loss (NasGym: 0.5)."""
+    learning_rate: float = 1e-3
+    """RMSProp's learning rate (NasGym: 1e-3, constant)."""
+    rmsprop_alpha: float = 0.99
+    """RMSProp's smoothing constant (baselines' A2C: 0.99)."""
+    rmsprop_eps: float = 1e-5
+    """RMSProp's epsilon (baselines' A2C: 1e-5)."""
+    max_grad_norm: float = 0.5
+    """Gradients are clipped to this global norm (NasGym: 0.5)."""
+    reset_memory_each_episode: bool = False
+    """Clear the memory (and the previous action and reward) at every episode start, as NasGym's code did."""
+    seed: int = 0
+    """Seeds the initial weights and the sampling."""
+
+
+@dataclass(frozen=True)
+class MetaA2CState:
+    """What meta-A2C carries from one step to the next. After ``env.step`` record the reward with ``observe``."""
+
+    memory: Memory = field(repr=False)
+    previous_action: int = -1
+    """-1 before the first action of a trial."""
+    previous_reward: float = 0.0
+
+    def observe(self, reward: float) -> MetaA2CState:
+        return replace(self, previous_reward=float(reward))
+
+
+@dataclass
+class Rollout:
+    """The steps since the last update: what the LSTM read and what happened."""
+
+    start_memory: Memory | None = None
+    end_memory: Memory | None = None
+    """The memory after the last step; if the trial moved on without the rollout (``play``), it is closed."""
+    inputs: list[torch.Tensor] = field(default_factory=list)
+    actions: list[int] = field(default_factory=list)
+    masks: list[torch.Tensor] = field(default_factory=list)
+    rewards: list[float] = field(default_factory=list)
+    dones: list[bool] = field(default_factory=list)
+
+
+class MetaA2CNetwork(nn.Module):
+    """LSTM(hidden_size) shared by a policy head (logits over actions) and a value head."""
+
+    def __init__(self, max_layers: int, hidden_size: int):
+        super().__init__()
+        self.max_layers = max_layers
+        self.lstm = nn.LSTMCell(max_layers * LAYER_CLASSES + N_ACTIONS + 2, hidden_size)
+        self.policy = nn.Linear(hidden_size, N_ACTIONS)
+        self.value = nn.Linear(hidden_size, 1)
+        nn.init.orthogonal_(self.policy.weight, gain=0.01)  # near-uniform first policy (baselines' A2C)
+        nn.init.zeros_(self.policy.bias)
+
+    def encode(self, observation: np.ndarray, previous_action: int, previous_reward: float) -> torch.Tensor:
+        """[one-hot NSC, one-hot previous action (zeros if none), previous reward, time step / max_layers]."""
+        action = torch.zeros(N_ACTIONS)
+        if previous_action >= 0:
+            action[previous_action] = 1.0
+        time_step = episode_length(observation).float().reshape(1) / self.max_layers
+        return torch.cat([encode_nsc(observation), action, torch.tensor([float(previous_reward)]), time_step])
+
+    def forward(self, inputs: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor, Memory]:
+        """``inputs`` (batch, features) -> logits (batch, N_ACTIONS), values (batch,), new memory."""
+        hidden, cell = self.lstm(inputs, memory)
+        return self.policy(hidden), self.value(hidden).squeeze(-1), (hidden, cell)
+
+
+class MetaA2C(Agent):
+    name = "meta_a2c"
+    Config = MetaA2CConfig
+
+    def __init__(self, env, config: MetaA2CConfig | None = None, **hyperparameters: Any):
+        super().__init__(env, config, **hyperparameters)
+        cfg = self.config
+        with seeded(cfg.seed):
+            self.network = MetaA2CNetwork(self.max_layers, cfg.hidden_size)
+        self.optimizer = torch.optim.RMSprop(
+            self.network.parameters(), lr=cfg.learning_rate, alpha=cfg.rmsprop_alpha, eps=cfg.rmsprop_eps
+        )
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.trial_state = self.initial_state()  # the trial's memory: what learn and play act from
+        self.rollout = Rollout()
+
+    def initial_state(self) -> MetaA2CState:
+        zeros = torch.zeros(1, self.config.hidden_size)
+        return MetaA2CState((zeros, zeros.clone()))
+
+    def reset_trial(self) -> None:
+        """Start a new trial (e.g. a new dataset): clear the memory; an unfinished rollout is dropped."""
+        super().reset_trial()
+        self.trial_state, self.rollout = self.initial_state(), Rollout()
+
+    @property
+    def policy(self) -> nn.Module:
+        return self.network
+
+    # -- acting -------------------------------------------------------------------------------------------
+    @one_thread()
+    @torch.no_grad()
+    def action_distribution(self, observation: np.ndarray, state: MetaA2CState) -> tuple[torch.Tensor, float]:
+        """Probabilities of the actions and the value estimate, given ``state`` (for analysis and tests)."""
+        inputs = self.network.encode(observation, state.previous_action, state.previous_reward)
+        logits, value, _ = self.network(inputs[None], state.memory)
+        mask = valid_action_mask(observation, self.image_size)
+        return torch.softmax(masked_logits(logits[0], mask), -1), float(value[0])
+
+    @one_thread()
+    @torch.no_grad()
+    def _act(self, observation: np.ndarray, state: MetaA2CState, deterministic: bool):
+        inputs = self.network.encode(observation, state.previous_action, state.previous_reward)
+        logits, _, memory = self.network(inputs[None], state.memory)
+        mask = valid_action_mask(observation, self.image_size)
+        logits = masked_logits(logits[0], mask)
+        if deterministic:
+            action = int(logits.argmax())
+        else:
+            action = int(torch.multinomial(torch.softmax(logits, -1), 1, generator=self.generator))
+        return action, inputs, mask, MetaA2CState(memory, action, state.previous_reward)
+
+    def predict(self, observation: np.ndarray, state: Any = None, deterministic: bool = False) -> tuple[int, Any]:
+        """Action and next state (a ``MetaA2CState``; None starts a fresh trial). Before the next call record
+        the step's reward: ``state = state.observe(reward)``."""
+        action, _, _, state = self._act(observation, state or self.initial_state(), deterministic)
+        return action, state
+
+    def _after_step(self, state: MetaA2CState, reward: float, done: bool) -> MetaA2CState:
+        if done and self.config.reset_memory_each_episode:
+            return self.initial_state()
+        return state.observe(reward)
+
+    def _begin_step(self, owner: str) -> np.ndarray:
+        """The observation to act on. An episode abandoned unfinished (a switch between learn and play, a
+        reload) counts as ended: no return bootstraps across it. A rollout that ``play`` interrupted is
+        learned from at once, as it cannot continue from the memory play left."""
+        if self._observation is None or self._episode_owner != owner:
+            if self.rollout.dones and not self.rollout.dones[-1]:
+                self.rollout.dones[-1] = True
+            if self._observation is not None and self.config.reset_memory_each_episode:
+                self.trial_state = self.initial_state()
+        rollout = self.rollout
+        if (
+            owner == "learn"
+            and rollout.inputs
+            and not all(map(torch.equal, rollout.end_memory, self.trial_state.memory))
+        ):
+            self._update()
+        return self._current_observation(owner)
+
+    def play(self, total_steps: int, callback: StepCallback | None = None, deterministic: bool = False) -> MetaA2C:
+        """Act without learning; the memory still evolves over the trial (in-context adaptation)."""
+        for step in range(1, total_steps + 1):
+            action, _, _, state = self._act(self._begin_step("play"), self.trial_state, deterministic)
+            reward, done, info = self._env_step(action)
+            self.trial_state = self._after_step(state, reward, done)
+            if not self._notify(callback, step, reward, done, info):
+                break
+        return self
+
+    # -- learning -----------------------------------------------------------------------------------------
+    def learn(self, total_steps: int, callback: StepCallback | None = None) -> MetaA2C:
+        for _ in range(total_steps):
+            observation = self._begin_step("learn")
+            if not self.rollout.inputs:
+                self.rollout.start_memory = self.trial_state.memory
+            action, inputs, mask, state = self._act(observation, self.trial_state, deterministic=False)
+            reward, done, info = self._env_step(action)
+            self.num_timesteps += 1
+            self.trial_state = self._after_step(state, reward, done)
+            for name, value in (("inputs", inputs), ("actions", action), ("masks", mask),
+                                ("rewards", reward), ("dones", done)):  # fmt: skip
+                getattr(self.rollout, name).append(value)
+            self.rollout.end_memory = self.trial_state.memory
+            if len(self.rollout.inputs) == self.config.n_steps:
+                self._update()
+            if not self._notify(callback, self.num_timesteps, reward, done, info):
+                break
+        return self
+
+    @one_thread()
+    def _update(self) -> None:
+        """One n-step advantage actor-critic step on the rollout."""
+        cfg, rollout = self.config, self.rollout
+        memory, logits, values = rollout.start_memory, [], []
+        for i, inputs in enumerate(rollout.inputs):  # replay the rollout through the LSTM, now with gradients
+            if i > 0 and rollout.dones[i - 1] and cfg.reset_memory_each_episode:
+                memory = self.initial_state().memory
+            step_logits, step_value, memory = self.network(inputs[None], memory)
+            logits.append(step_logits[0])
+            values.append(step_value[0])
+        logits, values = torch.stack(logits), torch.stack(values)
+
+        with torch.no_grad():  # bootstrap from the value of the next state unless the episode ended
+            next_value = 0.0
+            if not rollout.dones[-1]:
+                now = self.trial_state
+                inputs = self.network.encode(self._observation, now.previous_action, now.previous_reward)
+                next_value = float(self.network(inputs[None], now.memory)[1][0])
+        returns, running = [], next_value
+        for reward, done in zip(reversed(rollout.rewards), reversed(rollout.dones), strict=True):
+            running = reward + cfg.gamma * running * (1.0 - done)
+            returns.append(running)
+        returns = torch.tensor(returns[::-1])
+        advantages = returns - values.detach()
+
+        distribution = Categorical(logits=masked_logits(logits, torch.stack(rollout.masks)))
+        policy_loss = -(distribution.log_prob(torch.tensor(rollout.actions)) * advantages).mean()
+        value_loss = nn.functional.mse_loss(values, returns)
+        entropy = distribution.entropy().mean()
+        loss = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy
+        self.optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.network.parameters(), cfg.max_grad_norm)
+        self.optimizer.step()
+        self.rollout = Rollout()
+        self._report({
+            "loss": loss.item(), "policy_loss": policy_loss.item(), "value_loss": value_loss.item(),
+            "entropy": entropy.item(), "mean_return": float(returns.mean()),
+        })  # fmt: skip
+
+    # -- state --------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "network": self.network.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "trial_state": self.trial_state,
+            "rollout": copy.deepcopy(self.rollout),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.network.load_state_dict(state["network"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.trial_state, self.rollout = state["trial_state"], copy.deepcopy(state["rollout"])

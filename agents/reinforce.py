@@ -1,0 +1,239 @@
+"""REINFORCE with an LSTM controller (Zoph & Le 2017, "Neural Architecture Search with Reinforcement Learning").
+
+The controller is an LSTM that emits one layer per decision; its input is the embedding of the previous action
+(a learned start token at the first decision) and its output a softmax over the valid actions. Per update it
+samples m architectures, asks the environment's evaluator for all their rewards in one batch, then steps them
+through the environment, which answers each step from the evaluator's memo (so the episode log and the
+environment's semantics stay exact). The update is Zoph & Le's policy gradient
+
+    (1/m) sum_k sum_t grad log P(a_t | a_<t) (R_k - b),
+
+with b an exponential moving average of past rewards. ``reward="final"`` (their setting) makes R_k the final
+accuracy; with ``reward="per_step"`` each decision gets its discounted reward-to-go.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.distributions import Categorical
+
+from agents.base import Agent, StepCallback, seeded
+from agents.encoding import layer_indices, masked_logits, one_thread, valid_action_mask
+from nasgym.evaluator import network_of
+from nasgym.search_space import N_ACTIONS, Architecture
+
+START = N_ACTIONS
+"""The controller's input token before the first decision."""
+
+
+@dataclass
+class ReinforceConfig:
+    architectures_per_update: int = 8
+    """m: architectures sampled per policy-gradient update, evaluated as one batch."""
+    hidden_size: int = 35
+    """LSTM units per layer (Zoph & Le: 35)."""
+    num_layers: int = 2
+    """LSTM layers (Zoph & Le: 2)."""
+    learning_rate: float = 6e-4
+    """Adam's learning rate (Zoph & Le: 0.0006)."""
+    init_range: float = 0.08
+    """Every weight starts uniform in [-init_range, init_range] (Zoph & Le)."""
+    baseline_decay: float = 0.95
+    """Moving-average baseline, per episode: b <- decay * b + (1 - decay) * R. The first batch's mean starts it."""
+    gamma: float = 1.0
+    """Discount of rewards within an episode (only matters with reward='per_step')."""
+    entropy_coef: float = 0.0
+    """Weight of an entropy bonus (none in Zoph & Le)."""
+    seed: int = 0
+    """Seeds the initial weights and the sampling."""
+
+
+class Controller(nn.Module):
+    """LSTM over the previous actions -> logits of the next action."""
+
+    def __init__(self, hidden_size: int, num_layers: int, init_range: float):
+        super().__init__()
+        self.embedding = nn.Embedding(N_ACTIONS + 1, hidden_size)  # the actions and START
+        self.lstm = nn.LSTM(hidden_size, hidden_size, num_layers, batch_first=True)
+        self.head = nn.Linear(hidden_size, N_ACTIONS)
+        for parameter in self.parameters():
+            nn.init.uniform_(parameter, -init_range, init_range)
+
+    def forward(self, previous_actions: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        """``previous_actions`` (batch, time) -> logits (batch, time, N_ACTIONS) and the LSTM state."""
+        output, state = self.lstm(self.embedding(previous_actions), state)
+        return self.head(output), state
+
+
+class Reinforce(Agent):
+    name = "reinforce"
+    Config = ReinforceConfig
+
+    def __init__(self, env, config: ReinforceConfig | None = None, **hyperparameters: Any):
+        super().__init__(env, config, **hyperparameters)
+        cfg = self.config
+        with seeded(cfg.seed):
+            self.controller = Controller(cfg.hidden_size, cfg.num_layers, cfg.init_range)
+        self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=cfg.learning_rate)
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.baseline: float | None = None
+        self._batch: list[list[int]] | None = None  # the m sampled architectures (action lists) being played
+        self._batch_rewards: list[list[float]] = []  # per finished episode of the batch: its step rewards
+        self._batch_evaluated = False  # this process already asked the evaluator for the batch
+        self._episode_rewards: list[float] = []
+
+    @property
+    def policy(self) -> nn.Module:
+        return self.controller
+
+    def reset_trial(self) -> None:
+        """Drop the unfinished batch: its rewards belong to the last trial's dataset."""
+        super().reset_trial()
+        self._batch, self._batch_rewards = None, []
+
+    # -- acting -------------------------------------------------------------------------------------------
+    def _choose(self, logits: torch.Tensor, mask: torch.Tensor, deterministic: bool) -> torch.Tensor:
+        logits = masked_logits(logits, mask)
+        if deterministic:
+            return logits.argmax(-1)
+        return torch.multinomial(torch.softmax(logits, -1), 1, generator=self.generator).squeeze(-1)
+
+    @one_thread()
+    def predict(self, observation: np.ndarray, state: Any = None, deterministic: bool = False) -> tuple[int, Any]:
+        """The controller's choice after the layers in ``observation`` (recomputed from them; no state)."""
+        rows = layer_indices(observation)
+        previous = torch.cat([torch.tensor([START]), rows[rows > 0] - 1])
+        with torch.no_grad():
+            logits, _ = self.controller(previous[None])
+        mask = valid_action_mask(observation, self.image_size)
+        return int(self._choose(logits[0, -1], mask, deterministic)), None
+
+    @one_thread()
+    @torch.no_grad()
+    def _sample_architectures(self) -> list[list[int]]:
+        """m architectures, sampled decision by decision in parallel."""
+        architectures = [Architecture(())] * self.config.architectures_per_update
+        previous = torch.full((len(architectures), 1), START)
+        state = None
+        while not all(self._finished(a) for a in architectures):
+            logits, state = self.controller(previous, state)
+            nsc = np.stack([a.nsc(self.max_layers) for a in architectures])
+            actions = self._choose(logits[:, -1], valid_action_mask(nsc, self.image_size), deterministic=False)
+            architectures = [
+                a if self._finished(a) else a.append(int(x)) for a, x in zip(architectures, actions, strict=True)
+            ]
+            previous = actions[:, None]
+        return [list(a.actions) for a in architectures]
+
+    def _finished(self, architecture: Architecture) -> bool:
+        return architecture.is_terminated or len(architecture) >= self.max_layers
+
+    def _evaluate_batch(self) -> None:
+        """Ask the evaluator for every reward the batch's episodes will need, in one call."""
+        base = self.env.unwrapped
+        evaluator = getattr(base, "evaluator", None)
+        if evaluator is None:
+            return
+        per_step = getattr(base, "reward_mode", "final") == "per_step"
+        networks: dict[str, Architecture] = {}
+        for actions in self._batch[len(self._batch_rewards) :]:
+            lengths = range(1, len(actions) + 1) if per_step else [len(actions)]
+            for length in lengths:
+                network = network_of(Architecture(tuple(actions[:length])))
+                networks.setdefault(str(network), network)
+        evaluator.evaluate(list(networks.values()))
+        self._batch_evaluated = True
+
+    # -- learning -----------------------------------------------------------------------------------------
+    def learn(self, total_steps: int, callback: StepCallback | None = None) -> Reinforce:
+        for _ in range(total_steps):
+            if self._batch is None:
+                self._batch, self._batch_rewards, self._batch_evaluated = self._sample_architectures(), [], False
+            if not self._batch_evaluated:
+                self._evaluate_batch()
+            if self._observation is None or self._episode_owner != "learn":
+                self._episode_rewards = []  # a new episode (or an unfinished one started over)
+            self._current_observation("learn")
+
+            actions = self._batch[len(self._batch_rewards)]
+            reward, done, info = self._env_step(actions[len(self._episode_rewards)])
+            self.num_timesteps += 1
+            self._episode_rewards.append(reward)
+            if done != (len(self._episode_rewards) == len(actions)):
+                raise RuntimeError(f"the environment ended episode {actions} after {len(self._episode_rewards)} steps")
+            if done:
+                self._batch_rewards.append(self._episode_rewards)
+                if len(self._batch_rewards) == len(self._batch):
+                    self._update()
+                    self._batch = None
+            if not self._notify(callback, self.num_timesteps, reward, done, info):
+                break
+        return self
+
+    @one_thread()
+    def _update(self) -> None:
+        """One policy-gradient step on the finished batch, then the baseline moves towards its rewards."""
+        cfg = self.config
+        m, steps = len(self._batch), max(len(actions) for actions in self._batch)
+        previous = torch.full((m, steps), START)
+        taken = torch.zeros((m, steps), dtype=torch.long)
+        returns = torch.zeros((m, steps))
+        nsc = np.zeros((m, steps, self.max_layers, 5), dtype=np.int64)
+        for k, (actions, rewards) in enumerate(zip(self._batch, self._batch_rewards, strict=True)):
+            taken[k, : len(actions)] = torch.tensor(actions)
+            previous[k, 1 : len(actions)] = torch.tensor(actions[:-1], dtype=torch.long)
+            reward_to_go = 0.0
+            for t in reversed(range(len(actions))):
+                reward_to_go = rewards[t] + cfg.gamma * reward_to_go
+                returns[k, t] = reward_to_go
+                nsc[k, t] = Architecture(tuple(actions[:t])).nsc(self.max_layers)
+        lengths = torch.tensor([len(actions) for actions in self._batch])
+        valid = torch.arange(steps)[None, :] < lengths[:, None]
+        episode_returns = returns[:, 0]
+        if self.baseline is None:
+            self.baseline = float(episode_returns.mean())
+        advantages = (returns - self.baseline) * valid
+
+        logits, _ = self.controller(previous)
+        distribution = Categorical(logits=masked_logits(logits, valid_action_mask(nsc, self.image_size)))
+        log_probs = distribution.log_prob(taken)
+        entropy = (distribution.entropy() * valid).sum() / valid.sum()
+        policy_loss = -(log_probs * advantages).sum() / m
+        loss = policy_loss - cfg.entropy_coef * entropy
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+
+        for episode_return in episode_returns.tolist():
+            self.baseline = cfg.baseline_decay * self.baseline + (1 - cfg.baseline_decay) * episode_return
+        self._report({
+            "policy_loss": policy_loss.item(), "entropy": entropy.item(), "baseline": self.baseline,
+            "batch_reward": float(episode_returns.mean()), "batch_best_reward": float(episode_returns.max()),
+        })  # fmt: skip
+
+    # -- state --------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "controller": self.controller.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "baseline": self.baseline,
+            "batch": self._batch,
+            "batch_rewards": self._batch_rewards,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.controller.load_state_dict(state["controller"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.baseline = state["baseline"]
+        self._batch, self._batch_rewards = state["batch"], state["batch_rewards"]
+        self._batch_evaluated = False
+        unfinished = (self._batch or [])[len(self._batch_rewards) :]
+        if not all(Architecture(tuple(a)).is_valid(self.image_size, self.max_layers) for a in unfinished):
+            self.reset_trial()  # loaded into an environment with smaller images: the batch cannot be played

@@ -1,0 +1,255 @@
+"""The agents' shared API and each agent's mechanics, on environments whose reward is a cheap known function."""
+
+from __future__ import annotations
+
+import csv
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from conftest import TINY
+
+import agents
+import nasgym  # noqa: F401  (registers NAS-v0)
+from agents.encoding import encode_nsc, valid_action_mask
+from agents.meta_a2c import MetaA2CState
+from nasgym.episode_log import EpisodeLogger
+from nasgym.evaluator import FunctionEvaluator, network_of
+from nasgym.search_space import Architecture, action_mask
+
+LEARNING_AGENTS = ("reinforce", "dqn", "meta_a2c")
+TARGET = Architecture.parse("c3-c3-m2-c5")
+
+
+def toy_reward(network: Architecture) -> float:
+    """1.0 for TARGET only; otherwise the share of positions that match it (longer networks are diluted)."""
+    matches = sum(a == b for a, b in zip(network.actions, TARGET.actions, strict=False))
+    return matches / max(len(network), len(TARGET))
+
+
+def toy_env(reward: str = "per_step", image_size: int = 84, reward_fn=toy_reward, **options) -> gym.Env:
+    """NAS-v0 whose reward is ``reward_fn`` of the network, through the documented evaluator hook."""
+    evaluator = FunctionEvaluator(reward_fn, image_size=image_size)
+    return gym.make("NAS-v0", evaluator=evaluator, reward=reward, image_size=image_size, **options)
+
+
+def random_architectures(count: int, image_size: int, seed: int = 0) -> list[Architecture]:
+    """Every prefix of ``count`` random valid episodes."""
+    rng, prefixes = np.random.default_rng(seed), []
+    for _ in range(count):
+        architecture = Architecture(())
+        while not (architecture.is_terminated or len(architecture) >= 10):
+            prefixes.append(architecture)
+            allowed = np.flatnonzero(action_mask(architecture, image_size))
+            architecture = architecture.append(int(rng.choice(allowed)))
+        prefixes.append(architecture)
+    return prefixes
+
+
+def collect(agent: agents.Agent, steps: int, method: str = "learn") -> list[dict]:
+    events: list[dict] = []
+    getattr(agent, method)(steps, callback=events.append)
+    return events
+
+
+# -- observations as tensors -------------------------------------------------------------------------------
+@pytest.mark.parametrize("image_size", [5, 16, 84])
+def test_vectorised_mask_is_the_search_space_rule(image_size: int) -> None:
+    architectures = random_architectures(300, image_size)
+    batch = np.stack([a.nsc(10) for a in architectures])
+    expected = np.stack([action_mask(a, image_size) for a in architectures])
+    assert (valid_action_mask(batch, image_size).numpy() == expected).all()
+    assert (valid_action_mask(torch.tensor(batch).float(), image_size).numpy() == expected).all()
+    assert not expected.all(), "the sample should contain observations with invalid actions"
+
+
+def test_encoding_is_one_hot_per_row() -> None:
+    encoded = encode_nsc(Architecture.parse("c3-m2-t").nsc(10)).reshape(10, 9)
+    assert encoded.sum(1).tolist() == [1.0] * 10
+    assert encoded.argmax(1).tolist()[:4] == [2, 4, 8, 0]  # action + 1, then empty rows
+
+
+# -- the API ---------------------------------------------------------------------------------------------
+def test_unknown_names_list_the_known_ones() -> None:
+    env = toy_env()
+    with pytest.raises(ValueError, match="known agents: dqn, meta_a2c, random, reinforce"):
+        agents.make("ppo", env)
+    with pytest.raises(TypeError, match=r"its hyperparameters are: .*architectures_per_update"):
+        agents.make("reinforce", env, m=8)
+
+
+def test_defaults_are_the_papers_settings() -> None:
+    dqn = agents.make_config("dqn")
+    assert (dqn.learning_rate, dqn.exploration_initial_eps, dqn.exploration_final_eps, dqn.exploration_fraction,
+            dqn.batch_size, dqn.gamma, dqn.target_update_interval) == (5e-4, 1.0, 0.1, 1.0, 20, 1.0, 100)  # fmt: skip
+    a2c = agents.make_config("meta_a2c")
+    assert (a2c.hidden_size, a2c.n_steps, a2c.gamma, a2c.entropy_coef, a2c.value_coef, a2c.learning_rate,
+            a2c.max_grad_norm, a2c.reset_memory_each_episode) == (128, 5, 0.9, 0.01, 0.5, 1e-3, 0.5, False)  # fmt: skip
+    reinforce = agents.make_config("reinforce")
+    assert (reinforce.architectures_per_update, reinforce.hidden_size, reinforce.num_layers,
+            reinforce.learning_rate) == (8, 35, 2, 6e-4)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["random", *LEARNING_AGENTS])
+def test_agents_take_only_valid_actions(name: str) -> None:
+    """At image side 8 most layer sequences become invalid within a few steps."""
+    agent = agents.make(name, toy_env(image_size=8), **({"learning_starts": 5} if name == "dqn" else {}))
+    events = collect(agent, 150) + collect(agent, 50, "play")
+    assert len(events) == 200
+    assert all(event["info"]["valid"] for event in events)
+    assert sum(event["terminated"] for event in events) >= 20
+    assert agent.num_timesteps == 150
+
+
+@pytest.mark.parametrize("name", ["random", *LEARNING_AGENTS])
+def test_save_load_round_trip_predicts_identically(name: str, tmp_path) -> None:
+    agent = agents.make(name, toy_env(), **({"learning_starts": 10} if name == "dqn" else {}))
+    agent.learn(60)
+    agent.save(tmp_path / "agent.pt")
+    loaded = agents.load(tmp_path / "agent.pt", toy_env())
+    assert type(loaded) is type(agent) and loaded.num_timesteps == agent.num_timesteps == 60
+    observations = [a.nsc(10) for a in random_architectures(20, 84, seed=1)]
+    states = {id(agent): None, id(loaded): None}
+    for deterministic in (True, False):  # stochastic too: the random generators were saved
+        for observation in observations:
+            choices = []
+            for policy in (agent, loaded):
+                action, states[id(policy)] = policy.predict(observation, states[id(policy)], deterministic)
+                choices.append(action)
+            assert choices[0] == choices[1]
+
+
+@pytest.mark.parametrize("name", LEARNING_AGENTS)
+def test_play_acts_without_learning(name: str) -> None:
+    agent = agents.make(name, toy_env(), **({"learning_starts": 10} if name == "dqn" else {}))
+    agent.learn(30)
+    weights = {key: value.clone() for key, value in agent.policy.state_dict().items()}
+    events = collect(agent, 40, "play")
+    assert [event["step"] for event in events] == list(range(1, 41))
+    assert agent.num_timesteps == 30
+    assert all(torch.equal(weights[key], value) for key, value in agent.policy.state_dict().items())
+    agent.learn(10)  # learning continues after playing
+    assert agent.num_timesteps == 40
+
+
+@pytest.mark.parametrize("name", LEARNING_AGENTS)
+def test_a_policy_moves_to_another_dataset_and_keeps_learning(name: str, tmp_path) -> None:
+    agent = agents.make(name, toy_env(), **({"learning_starts": 10} if name == "dqn" else {}))
+    agent.learn(40)
+    agent.save(tmp_path / "agent.pt")
+    other = toy_env(image_size=28, reward_fn=lambda network: len(network) / 10)  # another dataset, same spaces
+    moved = agents.load(tmp_path / "agent.pt", other)
+    moved.reset_trial()
+    events = collect(moved, 40)
+    assert moved.num_timesteps == 80 and len(events) == 40
+    assert all(event["info"]["valid"] for event in events)  # masks follow the new image size
+    with pytest.raises(ValueError, match="max_layers=10"):
+        agents.load(tmp_path / "agent.pt", toy_env(max_layers=6))
+
+
+# -- REINFORCE ---------------------------------------------------------------------------------------------
+class RecordingEvaluator(FunctionEvaluator):
+    """The toy reward; remembers what each call asked for."""
+
+    def __init__(self):
+        super().__init__(toy_reward)
+        self.calls: list[list[str]] = []
+
+    def evaluate(self, architectures):
+        self.calls.append([str(a) for a in architectures])
+        return super().evaluate(architectures)
+
+
+@pytest.mark.parametrize("reward", ["final", "per_step"])
+def test_reinforce_asks_for_a_whole_batch_before_playing_it(reward: str) -> None:
+    evaluator = RecordingEvaluator()
+    agent = agents.make("reinforce", gym.make("NAS-v0", evaluator=evaluator, reward=reward), architectures_per_update=4)
+    agent.learn(1)
+    lengths = range(1, 11) if reward == "per_step" else [None]
+    wanted = {str(network_of(Architecture(tuple(a[:n])))) for a in agent._batch for n in lengths}
+    assert sorted(evaluator.calls[0]) == sorted(wanted)
+    assert len(evaluator.calls) == (2 if reward == "per_step" else 1)  # then the environment's first step
+
+
+def test_reinforce_batches_and_the_episode_log_credit_training_once(tmp_path) -> None:
+    """With the real trainer behind EpisodeLogger: a batch is trained before its first step, every network
+    once, and the episodes CSV credits each trained network to exactly one step."""
+    base = gym.make("NAS-v0", dataset="digits", reward="final", max_samples=100, **TINY)
+    env = EpisodeLogger(base, tmp_path / "episodes.csv")
+    stats = env.unwrapped.evaluator.stats
+    agent = agents.make("reinforce", env, architectures_per_update=3)
+    trained_at_step_one = []
+    agent.learn(1, callback=lambda event: trained_at_step_one.append(stats.trained))
+    assert trained_at_step_one == [len({str(network_of(Architecture(tuple(a)))) for a in agent._batch})]
+    agent.learn(100, callback=lambda event: agent._batch is not None)  # to the batch's end
+    env.close()
+    with open(tmp_path / "episodes.csv", newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["terminated"] == "True"]
+    networks = [str(network_of(Architecture.parse(row["architecture"]))) for row in rows]
+    credited = [network for network, row in zip(networks, rows, strict=True) if row["trained"] == "True"]
+    assert len(rows) == 3 and sorted(credited) == sorted(set(networks)) and len(credited) == stats.trained
+
+
+# -- DQN ---------------------------------------------------------------------------------------------------
+def test_dqn_greedy_and_target_max_see_only_valid_actions() -> None:
+    agent = agents.make("dqn", toy_env(image_size=5))
+    q_net = agent.model.q_net
+    with torch.no_grad():  # make the invalid c5 (action 2) look best everywhere
+        q_net.q_net[-1].bias[2] = 1e6
+    observations = np.stack([a.nsc(10) for a in random_architectures(50, 5)])
+    masks = valid_action_mask(observations, 5)
+    q_values = q_net(torch.tensor(observations).float())
+    greedy = q_values.argmax(1)
+    assert masks[torch.arange(len(greedy)), greedy].all()
+    assert (q_values.max(1).values < 1e5).sum() == (~masks[:, 2]).sum()  # a max over valid actions only
+    for observation in observations:
+        action, _ = agent.predict(observation, deterministic=True)
+        assert action_mask(Architecture.from_nsc(observation), 5)[action]
+
+
+def test_dqn_buffer_is_half_the_run_and_epsilon_decays_over_it() -> None:
+    agent = agents.make("dqn", toy_env())
+    rates: list[float] = []
+    agent.update_listener = lambda metrics: rates.append(metrics["exploration_rate"])
+    agent.learn(200)
+    assert agent.model.replay_buffer.buffer_size == 100
+    assert rates[0] > 0.8 and rates[-1] == pytest.approx(0.1, abs=0.01)
+
+
+# -- meta-A2C ----------------------------------------------------------------------------------------------
+def test_meta_a2c_reads_the_previous_action_and_reward() -> None:
+    agent = agents.make("meta_a2c", toy_env())
+    agent.learn(20)
+    observation = Architecture.parse("c3-m2").nsc(10)
+    memory = agent.trial_state.memory
+    probabilities = {
+        (action, reward): agent.action_distribution(observation, MetaA2CState(memory, action, reward))[0]
+        for action, reward in [(3, 0.5), (1, 0.5), (3, 0.9)]
+    }
+    assert not torch.allclose(probabilities[(3, 0.5)], probabilities[(1, 0.5)])
+    assert not torch.allclose(probabilities[(3, 0.5)], probabilities[(3, 0.9)])
+    inputs = agent.network.encode(observation, 3, 0.5)
+    assert inputs[90 + 3] == 1 and inputs[90:98].sum() == 1 and inputs[98] == 0.5 and inputs[99] == 0.2
+
+
+@pytest.mark.parametrize("reset_each_episode", [False, True])
+def test_meta_a2c_memory_spans_the_trial_unless_reset_each_episode(reset_each_episode: bool) -> None:
+    agent = agents.make("meta_a2c", toy_env(), reset_memory_each_episode=reset_each_episode)
+    agent.learn(100, callback=lambda event: not event["terminated"])  # stops right after the first episode
+    state = agent.trial_state
+    kept = bool(state.memory[0].abs().sum() > 0) and state.previous_action >= 0
+    assert kept is not reset_each_episode
+    agent.reset_trial()
+    assert agent.trial_state.memory[0].abs().sum() == 0 and agent.trial_state.previous_action == -1
+
+
+def test_meta_a2c_learns_from_a_rollout_that_play_interrupted() -> None:
+    agent = agents.make("meta_a2c", toy_env())
+    updates: list[dict] = []
+    agent.update_listener = updates.append
+    agent.learn(7)  # one update, two steps left in the rollout
+    agent.play(5)  # moves the memory on
+    agent.learn(10)  # first learns from the two steps, then two full rollouts
+    assert [update["step"] for update in updates] == [5, 7, 12, 17]
+    assert not agent.rollout.inputs
