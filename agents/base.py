@@ -106,8 +106,9 @@ class Agent(ABC):
     @abstractmethod
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
-    def save(self, path: str | Path) -> None:
-        """One file: agent name, hyperparameters and state; written atomically so a kill never truncates it."""
+    def save(self, path: str | Path, metadata: dict[str, Any] | None = None) -> None:
+        """One file: agent name, hyperparameters, state and the caller's ``metadata``; written atomically so a
+        kill never truncates it."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {
@@ -116,6 +117,7 @@ class Agent(ABC):
             "num_timesteps": self.num_timesteps,
             "observation_shape": tuple(self.env.observation_space.shape),
             "state": self.state_dict(),
+            "metadata": metadata or {},
         }
         temporary = path.with_name(path.name + ".tmp")
         torch.save(payload, temporary)

@@ -103,9 +103,12 @@ def _resume_step(out_dir: Path, settings: SearchSettings, resume: bool) -> int:
 
 
 def _checkpoint_steps(path: Path) -> int:
+    """Steps of this search the checkpoint has seen (not the agent's lifetime count: it may come from an
+    earlier search, as in transfer experiments)."""
     import torch
 
-    return torch.load(path, map_location="cpu", weights_only=False)["num_timesteps"]
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    return payload.get("metadata", {}).get("search_steps", payload["num_timesteps"])
 
 
 def run_search(
@@ -115,11 +118,15 @@ def run_search(
     progress: bool = True,
     checkpoint_seconds: float = 10.0,
     env: gym.Env | None = None,
+    start_from: str | Path | None = None,
+    learn: bool = True,
 ) -> dict[str, Any]:
     """Search for ``settings.steps`` environment steps in total and return the summary.
 
     ``env`` replaces ``gym.make("NAS-v0", dataset=..., **env_options)`` (e.g. one with a custom evaluator).
-    Interrupted (Ctrl-C), it still writes the summary of the steps so far, then re-raises.
+    ``start_from`` begins with a saved agent (a policy trained elsewhere; a new trial starts) instead of a
+    new one, and ``learn=False`` runs its policy frozen (``agent.play``). Interrupted (Ctrl-C), it still
+    writes the summary of the steps so far, then re-raises.
     """
     out_dir = Path(out_dir)
     agents.make_config(settings.agent, **settings.agent_options)  # bad hyperparameters fail before any work
@@ -131,14 +138,18 @@ def run_search(
     env = EpisodeLogger(env, out_dir / EPISODES, resume_step=start_step)
     checkpoint = out_dir / CHECKPOINT
     try:
-        agent = (
-            agents.load(checkpoint, env) if start_step else agents.make(settings.agent, env, **settings.agent_options)
-        )
+        if start_step:
+            agent = agents.load(checkpoint, env)
+        elif start_from is not None:
+            agent = agents.load(start_from, env)
+            agent.reset_trial()  # a new dataset is a new trial
+        else:
+            agent = agents.make(settings.agent, env, **settings.agent_options)
     except BaseException:
         env.close()
         raise
     log = ProgressLog(out_dir, start_step)
-    agent.update_listener = log.update
+    agent.update_listener = lambda metrics: log.update({**metrics, "step": env.step_count})
     bar = tqdm(total=settings.steps, initial=start_step, desc=f"{settings.agent} on {settings.dataset}",
                unit="step", disable=not progress, dynamic_ncols=True)  # fmt: skip
     last_save = time.monotonic()
@@ -146,17 +157,17 @@ def run_search(
     def on_step(event: dict[str, Any]) -> None:
         nonlocal last_save
         bar.update(1)
-        log.step(event["step"], event["reward"], env.best_reward)
+        log.step(env.step_count, event["reward"], env.best_reward)
         bar.set_postfix(best=f"{env.best_reward:.4f}", arch=event["info"].get("architecture", ""))
         if event["terminated"] and time.monotonic() - last_save >= checkpoint_seconds:
-            agent.save(checkpoint)  # the agent has finished with this step: the checkpoint resumes exactly
+            agent.save(checkpoint, {"search_steps": env.step_count})  # the agent is done with this step
             last_save = time.monotonic()
 
     try:
         remaining = settings.steps - start_step
         if remaining > 0:
-            agent.learn(remaining, callback=on_step)
-        agent.save(checkpoint)
+            (agent.learn if learn else agent.play)(remaining, callback=on_step)
+        agent.save(checkpoint, {"search_steps": env.step_count})
     except KeyboardInterrupt:
         write_summary(out_dir, settings)
         raise

@@ -56,3 +56,18 @@ def test_random_search_writes_every_step_and_resumes(tmp_path, capsys):
     with open(out / "episodes.csv", newline="") as handle:
         steps = [int(row["step"]) for row in csv.DictReader(handle)]
     assert steps == list(range(1, 21))
+
+
+def test_search_can_start_from_a_saved_policy_and_run_it_frozen(tmp_path, capsys):
+    first = tmp_path / "first"
+    assert (
+        main(["search", "--agent", "meta_a2c", "--steps", "8", "--out", str(first), "--no-progress", *TINY_FLAGS]) == 0
+    )
+    assert main(["search", "--agent", "meta_a2c", "--frozen", "--steps", "4", "--out", str(tmp_path / "x")]) == 2
+    assert "give it with --start-from" in capsys.readouterr().err
+    frozen = tmp_path / "frozen"
+    argv = ["search", "--agent", "meta_a2c", "--steps", "6", "--out", str(frozen), "--no-progress",
+            "--start-from", str(first / "agent.pt"), "--frozen", *TINY_FLAGS]  # fmt: skip
+    assert main(argv) == 0
+    with open(frozen / "episodes.csv", newline="") as handle:
+        assert [int(row["step"]) for row in csv.DictReader(handle)] == list(range(1, 7))

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 
 from nasgym import __version__
-from nasgym.cli import bench, data, final, search, train
+from nasgym.cli import bench, data, final, search, train, transfer
 from nasgym.errors import NasGymError
 
-COMMANDS = (train, search, data, bench, final)
+COMMANDS = (train, search, data, bench, transfer, final)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,8 +24,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    # `kill` stops a command like Ctrl-C: files are closed, a search stays resumable.
+    previous = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
     try:
         return args.handler(args)
     except KeyboardInterrupt:
@@ -35,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"nasgym: error: {error}", file=sys.stderr)
         return 2
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

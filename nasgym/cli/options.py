@@ -13,10 +13,16 @@ def comma_list(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
-def add_env_options(parser: argparse.ArgumentParser, seed_flag: str = "--seed", with_dataset: bool = True) -> None:
+def add_env_options(
+    parser: argparse.ArgumentParser,
+    seed_flag: str = "--seed",
+    with_dataset: bool = True,
+    reward_default: str | None = "per_step",
+) -> None:
     """Every training setting of NAS-v0, NasGym's values as defaults (see ``help(nasgym.env.NASEnv)``).
 
     A command may change defaults with ``parser.set_defaults``; the help texts show the effective ones.
+    ``reward_default=None`` leaves the reward mode to the command (``nasgym search`` picks it per agent).
     """
     group = parser.add_argument_group("environment and child training")
     if with_dataset:
@@ -37,7 +43,12 @@ def add_env_options(parser: argparse.ArgumentParser, seed_flag: str = "--seed", 
     group.add_argument(
         "--max-layers", type=int, default=10, help="rows per episode, terminal included (default %(default)s)"
     )
-    group.add_argument("--reward", choices=("per_step", "final"), default="per_step", help="(default %(default)s)")
+    reward_help = (
+        "(default %(default)s)"
+        if reward_default
+        else "(default final for reinforce, as in Zoph & Le; per_step otherwise)"
+    )
+    group.add_argument("--reward", choices=("per_step", "final"), default=reward_default, help=reward_help)
     group.add_argument(
         seed_flag,
         dest="train_seed",

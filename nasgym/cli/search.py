@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -50,17 +49,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="save the agent at the first episode end this many seconds after the last save (default 10)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_env_options(parser, seed_flag="--train-seed")
-    reward = parser._option_string_actions["--reward"]
-    reward.default, reward.help = None, "(default final for reinforce, as in Zoph & Le; per_step otherwise)"
+    parser.add_argument("--start-from", default=None, metavar="AGENT.pt",
+                        help="begin with a saved agent (e.g. trained elsewhere) instead of a new one")  # fmt: skip
+    parser.add_argument("--frozen", action="store_true", help="with --start-from: run its policy without learning")
+    add_env_options(parser, seed_flag="--train-seed", reward_default=None)
     parser.set_defaults(handler=run)
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def run(args: argparse.Namespace) -> int:
+    if args.frozen and not args.start_from:
+        raise ValueError("--frozen runs a trained policy: give it with --start-from AGENT.pt")
     if args.reward is None:
         args.reward = "final" if args.agent == "reinforce" else "per_step"
     out = Path(args.out or f"runs/{args.agent}-{args.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -68,13 +66,10 @@ def run(args: argparse.Namespace) -> int:
         agent=args.agent, dataset=args.dataset, steps=args.steps, env_options=env_options(args),
         agent_options={"seed": args.seed, **dict(args.hyperparameters)},
     )  # fmt: skip
-    previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` ends a search like Ctrl-C: summary, resumable
-    try:
-        summary = run_search(
-            out, settings, resume=args.resume, progress=not args.no_progress, checkpoint_seconds=args.checkpoint_seconds
-        )
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    summary = run_search(
+        out, settings, resume=args.resume, progress=not args.no_progress, checkpoint_seconds=args.checkpoint_seconds,
+        start_from=args.start_from, learn=not args.frozen,
+    )  # fmt: skip
     print(f"{summary['steps']} steps, {summary['episodes']} episodes, {summary['unique_networks']} networks, "
           f"{summary['trained']} trained ({summary['train_seconds']:.1f} s); output in {out}")  # fmt: skip
     if summary["best"]:
