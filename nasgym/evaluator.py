@@ -127,7 +127,10 @@ class TrainingEvaluator:
         trainer = self.trainer
         workers = min(self.concurrency, len(to_train))
         keep_heap = retained_heap() if self.device.type == "cpu" else contextlib.nullcontext()
-        with keep_heap, tqdm(total=len(to_train), desc="training", unit="net", disable=len(to_train) < 2) as bar:
+        with (
+            keep_heap,
+            tqdm(total=len(to_train), desc="training", unit="net", disable=True if len(to_train) < 2 else None) as bar,
+        ):
             if workers == 1:
                 for key, network in to_train.items():
                     self._record(key, network, trainer.train(network))

@@ -27,8 +27,13 @@ def _rolling_mean(values: np.ndarray, window: int) -> np.ndarray:
     return np.concatenate([head, (cumulative[window:] - cumulative[:-window]) / window])
 
 
-def _band(axis, x: np.ndarray, curves: np.ndarray, label: str, color) -> None:
-    axis.plot(x, curves.mean(axis=0), label=label, color=color)
+LINE_STYLES = ("-", "--", "-.", ":")
+"""Cycled per line, so lines that coincide stay visible."""
+
+
+def _band(axis, x: np.ndarray, curves: np.ndarray, label: str, color, style: str = "-") -> None:
+    few = len(x) < 15  # a handful of updates: mark the points, a line alone may not show
+    axis.plot(x, curves.mean(axis=0), style, label=label, color=color, marker="o" if few else None, markersize=3)
     if len(curves) > 1:
         axis.fill_between(x, curves.min(axis=0), curves.max(axis=0), color=color, alpha=0.2, linewidth=0)
 
@@ -52,13 +57,14 @@ def plot_rewards(runs: Mapping[str, Sequence[RunData]], title: str, path: Path) 
     figure = Figure(figsize=(11, 4.2))
     best_axis, mean_axis = figure.subplots(1, 2)
     colors = _colors(list(runs))
-    for name, seeds in runs.items():
+    for i, (name, seeds) in enumerate(runs.items()):
         best = _stack([run.best_so_far() for run in seeds])
         window = max(5, best.shape[1] // 10)
         mean = _stack([_rolling_mean(run.rewards, window)[: best.shape[1]] for run in seeds])
         x = np.arange(1, best.shape[1] + 1)
-        _band(best_axis, x, best, name, colors[name])
-        _band(mean_axis, x, mean, name, colors[name])
+        style = LINE_STYLES[i % len(LINE_STYLES)]
+        _band(best_axis, x, best, name, colors[name], style)
+        _band(mean_axis, x, mean, name, colors[name], style)
     best_axis.set(xlabel="environment step", ylabel="best reward so far (accuracy)", title="best reward")
     mean_axis.set(xlabel="environment step", ylabel="reward (accuracy), rolling mean",
                   title="mean reward (window: 10% of steps)")  # fmt: skip
@@ -134,9 +140,10 @@ def plot_transfer(curves: Mapping[str, Mapping[str, Sequence[RunData]]], path: P
     for axis, dataset in zip(axes, datasets, strict=True):
         variants = curves[dataset]
         colors = _colors(list(variants))
-        for name, seeds in variants.items():
+        for i, (name, seeds) in enumerate(variants.items()):
             best = _stack([run.best_so_far() for run in seeds])
-            _band(axis, np.arange(1, best.shape[1] + 1), best, name, colors[name])
+            x = np.arange(1, best.shape[1] + 1)
+            _band(axis, x, best, name, colors[name], LINE_STYLES[i % len(LINE_STYLES)])
         axis.set(xlabel="environment step on the held-out dataset", ylabel="best reward so far (accuracy)",
                  title=f"transfer to {dataset}")  # fmt: skip
         axis.grid(alpha=0.3)
