@@ -61,3 +61,12 @@ def test_bench_report_matches_the_episode_csvs(tmp_path):
     # Rerunning finds every run complete and only rewrites the results.
     assert main(argv) == 0
     assert all(len(episodes(out / "runs" / "digits" / name / "seed0")) == 16 for name in names)
+
+
+def test_an_unknown_or_unprepared_dataset_fails_before_any_run(tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert main(["bench", "agents", "--datasets", "digits,imagenet", "--out", str(out), *FLAGS]) == 2
+    assert "unknown dataset 'imagenet'" in capsys.readouterr().err and not (out / "runs").exists()
+    assert main(["transfer", "--train", "digits", "--eval", "dtd", "--out", str(out), *FLAGS]) == 2
+    error = capsys.readouterr().err
+    assert "dtd" in error and "dtd-r1.0.1.tar.gz" in error and len(error.strip().splitlines()) == 1

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nasgym.experiments import plots
+from nasgym.experiments import check_datasets, plots
 from nasgym.experiments.metrics import METRIC_DIGITS, METRIC_LABELS, RUN_METRICS, RunData, mean_and_interval
 from nasgym.experiments.report import format_value, markdown_table
 from nasgym.search import SearchSettings, run_search
@@ -43,6 +43,7 @@ def _completed_steps(folder: Path) -> int:
 def run_bench(out_dir: str | Path, settings: BenchSettings, progress: bool = True) -> dict[str, Any]:
     """Run every (dataset, agent, seed) that is not complete yet, then write results, plots and report."""
     out_dir = Path(out_dir)
+    check_datasets(settings.datasets, settings.env_options)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "bench.json").write_text(json.dumps(asdict(settings), indent=2))
     plan = [(d, a, s) for d in settings.datasets for a in settings.agents for s in range(settings.seeds)]

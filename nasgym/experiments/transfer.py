@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nasgym.experiments import plots
+from nasgym.experiments import check_datasets, plots
 from nasgym.experiments.metrics import RunData, mean_and_interval
 from nasgym.experiments.report import format_value, markdown_table
 from nasgym.search import CHECKPOINT, SearchSettings, run_search
@@ -57,6 +57,7 @@ def _phase(folder: Path, settings: SearchSettings, start_from: Path | None, lear
 
 def run_transfer(out_dir: str | Path, settings: TransferSettings, progress: bool = True) -> dict[str, Any]:
     out_dir = Path(out_dir)
+    check_datasets([*settings.train, *settings.eval], settings.env_options)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "transfer.json").write_text(json.dumps(asdict(settings), indent=2))
     for seed in range(settings.seeds):
