@@ -23,6 +23,7 @@ from gymnasium import spaces
 from stable_baselines3 import DQN
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
@@ -197,7 +198,10 @@ class DQNAgent(Agent):
         return self.model.policy
 
     def _attach(self) -> None:
-        """Point the masks at this environment's image size (a loaded policy may move to another dataset)."""
+        """Point the masks at this environment's image size (a loaded policy may move to another dataset), and
+        give SB3 a logger that writes nowhere: its default one leaves an empty ``SB3-<date>`` folder in the
+        temporary directory at every ``learn``."""
+        self.model.set_logger(Logger(folder=None, output_formats=[]))
         for network in (self.model.q_net, self.model.q_net_target):
             network.image_size = self.image_size
 
