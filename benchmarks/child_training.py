@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 
 from nasgym.cpu_runtime import available_cpus, limit_threads
 from nasgym.datasets import ImageData, fingerprint_arrays, load_dataset, resize_images
+from nasgym.errors import NasGymError
 from nasgym.evaluator import TrainingEvaluator
 from nasgym.network import build_network
 from nasgym.search_space import TERMINAL_ACTION, Architecture, action_mask
@@ -284,14 +285,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = build_parser().parse_args(argv)
-    device = resolve_device(args.device)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:  # a missing GPU or an unprepared dataset is one line, not a traceback
+        device = resolve_device(args.device)
+        if args.dataset:
+            data = load_dataset(args.dataset, args.image_size, max_samples=args.images, data_dir=args.data_dir)
+    except (NasGymError, ValueError) as error:
+        parser.error(str(error))
     if args.threads:
         torch.set_num_threads(args.threads)
     limit_threads()  # what ChildTrainer does, done first so that the naive reference gets the same threads
-    if args.dataset:
-        data = load_dataset(args.dataset, args.image_size, max_samples=args.images, data_dir=args.data_dir)
-    else:
+    if not args.dataset:
         n_images, n_classes = DATASET_SIZES[args.dataset_size]
         data = synthetic_data(args.images or n_images, n_classes, args.image_size, args.seed)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)

@@ -21,6 +21,25 @@ def bench():
     return module
 
 
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--dataset", "nope"], "unknown dataset 'nope'"),
+        pytest.param(
+            ["--device", "cuda"],
+            "sees no CUDA GPU",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here"),
+        ),
+    ],
+)
+def test_bad_input_is_one_line_not_a_traceback(bench, argv, message, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(argv)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert ": error: " in error and message in error
+
 def test_runs_end_to_end_and_writes_the_figures(bench, tmp_path, capsys):
     out = tmp_path / "result.json"
     argv = ["--device", "cpu", "--dataset", "digits", "--images", "150", "--image-size", "16", "--epochs", "1"]
