@@ -105,6 +105,12 @@ class MaskedDQN(DQN):
 
     exploration_rng: np.random.Generator
 
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        # SB3's default logger leaves an empty SB3-<date> folder in the temporary directory at every learn.
+        # ``load`` builds the model through this constructor, and the logger is never saved, so this covers both.
+        self.set_logger(Logger(folder=None, output_formats=[]))
+
     def _random_valid_actions(self, observation: np.ndarray) -> np.ndarray:
         masks = valid_action_mask(observation, self.q_net.image_size).reshape(-1, int(self.action_space.n))
         actions = np.array([self.exploration_rng.choice(np.flatnonzero(mask.numpy())) for mask in masks])
@@ -198,10 +204,7 @@ class DQNAgent(Agent):
         return self.model.policy
 
     def _attach(self) -> None:
-        """Point the masks at this environment's image size (a loaded policy may move to another dataset), and
-        give SB3 a logger that writes nowhere: its default one leaves an empty ``SB3-<date>`` folder in the
-        temporary directory at every ``learn``."""
-        self.model.set_logger(Logger(folder=None, output_formats=[]))
+        """Point the masks at this environment's image size (a loaded policy may move to another dataset)."""
         for network in (self.model.q_net, self.model.q_net_target):
             network.image_size = self.image_size
 

@@ -291,14 +291,14 @@ def main(argv: list[str] | None = None) -> dict:
         device = resolve_device(args.device)
         if args.dataset:
             data = load_dataset(args.dataset, args.image_size, max_samples=args.images, data_dir=args.data_dir)
+        else:
+            n_images, n_classes = DATASET_SIZES[args.dataset_size]
+            data = synthetic_data(args.images or n_images, n_classes, args.image_size, args.seed)
     except (NasGymError, ValueError) as error:
         parser.error(str(error))
     if args.threads:
         torch.set_num_threads(args.threads)
     limit_threads()  # what ChildTrainer does, done first so that the naive reference gets the same threads
-    if not args.dataset:
-        n_images, n_classes = DATASET_SIZES[args.dataset_size]
-        data = synthetic_data(args.images or n_images, n_classes, args.image_size, args.seed)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
     architectures = architecture_set(args.architectures, args.image_size, seed=args.seed)
     concurrency = args.concurrency or (4 if device.type == "cuda" else 2)

@@ -218,7 +218,6 @@ def test_dqn_buffer_is_half_the_run_and_epsilon_decays_over_it() -> None:
     assert rates[0] > 0.8 and rates[-1] == pytest.approx(0.1, abs=0.01)
 
 
-
 def test_dqn_leaves_no_logger_folders_in_the_temporary_directory(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # SB3's default logger writes under gettempdir()
     agent = agents.make("dqn", toy_env())
@@ -226,6 +225,7 @@ def test_dqn_leaves_no_logger_folders_in_the_temporary_directory(tmp_path, monke
     agent.save(tmp_path / "dqn.zip")
     agents.load(tmp_path / "dqn.zip", toy_env()).learn(10)
     assert not list(tmp_path.glob("SB3-*"))
+
 
 # -- meta-A2C ----------------------------------------------------------------------------------------------
 def test_meta_a2c_reads_the_previous_action_and_reward() -> None:

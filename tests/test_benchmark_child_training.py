@@ -21,7 +21,6 @@ def bench():
     return module
 
 
-
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -39,6 +38,7 @@ def test_bad_input_is_one_line_not_a_traceback(bench, argv, message, capsys) -> 
     assert exit_info.value.code == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert ": error: " in error and message in error
+
 
 def test_runs_end_to_end_and_writes_the_figures(bench, tmp_path, capsys):
     out = tmp_path / "result.json"
