@@ -1,5 +1,5 @@
 """Observations as tensors, vectorised over a batch: the one-hot NSC the learning agents read and the mask of
-valid actions (the same rule as ``nasgym.search_space.action_mask``, computed from the observation alone so
+valid actions (the same rule as ``nasgym.core.search_space.action_mask``, computed from the observation alone so
 that a replay buffer, a saved policy or ``predict`` needs no live environment).
 """
 
@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from nasgym.search_space import ACTIONS, AVG_POOL, CONV, MAX_POOL, N_ACTIONS, TERMINAL_ACTION
+from nasgym.core.search_space import ACTIONS, AVG_POOL, CONV, MAX_POOL, N_ACTIONS, TERMINAL_ACTION
 
 LAYER_CLASSES = N_ACTIONS + 1
 """What one NSC row can hold: empty, or one of the actions."""

@@ -24,7 +24,7 @@ from torch.distributions import Categorical
 
 from agents.base import Agent, StepCallback, seeded
 from agents.encoding import LAYER_CLASSES, encode_nsc, episode_length, masked_logits, one_thread, valid_action_mask
-from nasgym.search_space import N_ACTIONS
+from nasgym.core.search_space import N_ACTIONS
 
 Memory = tuple[torch.Tensor, torch.Tensor]
 """The LSTM's (hidden, cell) state, each (1, hidden_size)."""

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from agents.base import Agent, StepCallback
-from nasgym.search_space import N_ACTIONS
+from nasgym.core.search_space import N_ACTIONS
 
 
 @dataclass

@@ -24,8 +24,8 @@ from torch.distributions import Categorical
 
 from agents.base import Agent, StepCallback, seeded
 from agents.encoding import layer_indices, masked_logits, one_thread, valid_action_mask
-from nasgym.evaluator import network_of
-from nasgym.search_space import N_ACTIONS, Architecture
+from nasgym.core.evaluator import network_of
+from nasgym.core.search_space import N_ACTIONS, Architecture
 
 START = N_ACTIONS
 """The controller's input token before the first decision."""

@@ -40,13 +40,13 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
-from nasgym.cpu_runtime import available_cpus, limit_threads
-from nasgym.datasets import ImageData, fingerprint_arrays, load_dataset, resize_images
-from nasgym.errors import NasGymError
-from nasgym.evaluator import TrainingEvaluator
-from nasgym.network import build_network
-from nasgym.search_space import TERMINAL_ACTION, Architecture, action_mask
-from nasgym.trainer import ChildTrainer, TrainConfig, resolve_device, split_indices
+from nasgym.core.cpu_runtime import available_cpus, limit_threads
+from nasgym.core.datasets import ImageData, fingerprint_arrays, load_dataset, resize_images
+from nasgym.core.errors import NasGymError
+from nasgym.core.evaluator import TrainingEvaluator
+from nasgym.core.network import build_network
+from nasgym.core.search_space import TERMINAL_ACTION, Architecture, action_mask
+from nasgym.core.trainer import ChildTrainer, TrainConfig, resolve_device, split_indices
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 

@@ -15,8 +15,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from gymnasium.envs.registration import register, registry
 
-from nasgym.errors import ArchitectureError, DatasetError, NasGymError, RewardCacheError
-from nasgym.search_space import ACTIONS, Architecture, action_mask
+from nasgym.core.errors import ArchitectureError, DatasetError, NasGymError, RewardCacheError
+from nasgym.core.search_space import ACTIONS, Architecture, action_mask
 
 __version__ = "0.1.0"
 __all__ = [
@@ -31,4 +31,4 @@ __all__ = [
 ]  # fmt: skip
 
 if "NAS-v0" not in registry:
-    register(id="NAS-v0", entry_point="nasgym.env:NASEnv")
+    register(id="NAS-v0", entry_point="nasgym.core.env:NASEnv")

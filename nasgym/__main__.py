@@ -1,5 +1,5 @@
 import sys
 
-from nasgym.cli import main
+from nasgym.runners.cli import main
 
 sys.exit(main())

@@ -1,6 +1,6 @@
 """A reward-cache writer for the multi-process test: kept apart so spawned processes import little."""
 
-from nasgym.reward_cache import CachedReward, RewardCache
+from nasgym.core.reward_cache import CachedReward, RewardCache
 
 
 def write_many(path: str, worker: int, n: int) -> None:

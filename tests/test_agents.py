@@ -15,9 +15,9 @@ import agents
 import nasgym  # noqa: F401  (registers NAS-v0)
 from agents.encoding import encode_nsc, valid_action_mask
 from agents.meta_a2c import MetaA2CState
-from nasgym.episode_log import EpisodeLogger
-from nasgym.evaluator import FunctionEvaluator, network_of
-from nasgym.search_space import Architecture, action_mask
+from nasgym.core.evaluator import FunctionEvaluator, network_of
+from nasgym.core.search_space import Architecture, action_mask
+from nasgym.runners.episode_log import EpisodeLogger
 
 LEARNING_AGENTS = ("reinforce", "dqn", "meta_a2c")
 TARGET = Architecture.parse("c3-c3-m2-c5")

@@ -7,9 +7,9 @@ import statistics
 import pytest
 import torch
 
-from nasgym.datasets import load_dataset
-from nasgym.search_space import Architecture
-from nasgym.trainer import ChildTrainer, TrainConfig
+from nasgym.core.datasets import load_dataset
+from nasgym.core.search_space import Architecture
+from nasgym.core.trainer import ChildTrainer, TrainConfig
 from tests.conftest import REPO
 
 

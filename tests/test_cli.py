@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from nasgym.cli import main
-from nasgym.episode_log import EPISODE_COLUMNS
+from nasgym.runners.cli import main
+from nasgym.runners.episode_log import EPISODE_COLUMNS
 
 TINY_FLAGS = ["--epochs", "1", "--image-size", "16", "--batch-size", "64", "--max-samples", "300", "--device", "cpu"]
 

@@ -17,11 +17,11 @@ import pytest
 import scipy.io
 from PIL import Image
 
-import nasgym.cli.data as data_cli
-from nasgym.cli import main
-from nasgym.datasets import load_dataset
-from nasgym.datasets.prepare import prepare, prepared_info
-from nasgym.datasets.specs import DatasetSpec, get_spec
+import nasgym.runners.cli.data as data_cli
+from nasgym.core.datasets import load_dataset
+from nasgym.core.datasets.prepare import prepare, prepared_info
+from nasgym.core.datasets.specs import DatasetSpec, get_spec
+from nasgym.runners.cli import main
 
 PALETTE = np.array([(220, 30, 30), (30, 200, 40), (40, 60, 220), (230, 200, 20)])
 GREY = (128, 128, 128)

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 import nasgym  # noqa: F401
-from nasgym.datasets import get_dataset, load_dataset
-from nasgym.errors import DatasetError
+from nasgym.core.datasets import get_dataset, load_dataset
+from nasgym.core.errors import DatasetError
 from tests.conftest import TINY
 
 COLOURS = {"cats": (200, 40, 40), "dogs": (40, 200, 40), "owls": (40, 40, 200)}

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 
 import nasgym  # noqa: F401
-from nasgym.cli import main
-from nasgym.datasets import fingerprint_arrays, load_dataset
-from nasgym.datasets.meta_dataset import MetaDataset
-from nasgym.datasets.prepare import is_prepared, prepare, prepared_info
-from nasgym.datasets.specs import get_spec
+from nasgym.core.datasets import fingerprint_arrays, load_dataset
+from nasgym.core.datasets.meta_dataset import MetaDataset
+from nasgym.core.datasets.prepare import is_prepared, prepare, prepared_info
+from nasgym.core.datasets.specs import get_spec
+from nasgym.runners.cli import main
 from tests.conftest import OMNIGLOT_DIR, TINY
 
 SMALL = {"omniglot_small1": (136, 2720), "omniglot_small2": (156, 3120)}

@@ -13,13 +13,13 @@ import gymnasium as gym
 import pytest
 
 import nasgym  # noqa: F401
-import nasgym.datasets.builders.dtd as dtd_builder
-from nasgym.cli import main
-from nasgym.datasets import load_dataset
-from nasgym.datasets.archives import default_manual_dir, sha256_file
-from nasgym.datasets.prepare import is_prepared, prepare, prepared_info, remove_abandoned_staging
-from nasgym.datasets.specs import get_spec
-from nasgym.errors import DatasetError
+import nasgym.core.datasets.builders.dtd as dtd_builder
+from nasgym.core.datasets import load_dataset
+from nasgym.core.datasets.archives import default_manual_dir, sha256_file
+from nasgym.core.datasets.prepare import is_prepared, prepare, prepared_info, remove_abandoned_staging
+from nasgym.core.datasets.specs import get_spec
+from nasgym.core.errors import DatasetError
+from nasgym.runners.cli import main
 from tests.conftest import OMNIGLOT_DIR, TINY
 from tests.test_data_builders import make_dtd, own_spec
 

@@ -6,11 +6,11 @@ import re
 
 import pytest
 
-from nasgym.datasets import dataset_names, get_dataset
-from nasgym.datasets.archives import sha256_file
-from nasgym.datasets.builders import BUILDERS
-from nasgym.datasets.specs import get_spec, spec_names
-from nasgym.errors import DatasetError
+from nasgym.core.datasets import dataset_names, get_dataset
+from nasgym.core.datasets.archives import sha256_file
+from nasgym.core.datasets.builders import BUILDERS
+from nasgym.core.datasets.specs import get_spec, spec_names
+from nasgym.core.errors import DatasetError
 from tests.conftest import OMNIGLOT_DIR
 
 # DESIGN.md section 3, plus Omniglot's two small background archives.

@@ -7,7 +7,7 @@ from tests.conftest import TINY
 
 
 def step_through(env: gym.Env, text: str) -> tuple[float, dict]:
-    from nasgym.search_space import Architecture
+    from nasgym.core.search_space import Architecture
 
     env.reset()
     for action in Architecture.parse(text).actions:

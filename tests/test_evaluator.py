@@ -2,11 +2,11 @@
 
 import pytest
 
-from nasgym.datasets import load_dataset
-from nasgym.evaluator import TrainingEvaluator
-from nasgym.reward_cache import RewardCache
-from nasgym.search_space import Architecture
-from nasgym.trainer import TrainConfig
+from nasgym.core.datasets import load_dataset
+from nasgym.core.evaluator import TrainingEvaluator
+from nasgym.core.reward_cache import RewardCache
+from nasgym.core.search_space import Architecture
+from nasgym.core.trainer import TrainConfig
 from tests.conftest import TINY
 
 CONFIG = TrainConfig(epochs=TINY["epochs"], batch_size=TINY["batch_size"])

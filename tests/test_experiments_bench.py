@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.image import imread
 
 import agents
-from nasgym.cli import main
+from nasgym.runners.cli import main
 from tests.conftest import TINY
 
 FLAGS = ["--epochs", "1", "--image-size", "12", "--max-samples", "200", "--batch-size", str(TINY["batch_size"]),

@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from nasgym.cli import main
-from nasgym.experiments.final import VGG19_SHORT
-from nasgym.network import NetworkConfig, parameter_count
-from nasgym.search_space import Architecture
+from nasgym.core.network import NetworkConfig, parameter_count
+from nasgym.core.search_space import Architecture
+from nasgym.runners.cli import main
+from nasgym.runners.experiments.final import VGG19_SHORT
 
 
 def test_final_trains_both_networks_with_growing_filters_and_caches_them(tmp_path, capsys):

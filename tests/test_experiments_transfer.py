@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from nasgym.cli import main
-from nasgym.experiments.transfer import VARIANTS
+from nasgym.runners.cli import main
+from nasgym.runners.experiments.transfer import VARIANTS
 from tests.conftest import OMNIGLOT_DIR
 from tests.test_experiments_bench import assert_png_with_data
 

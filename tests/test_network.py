@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from nasgym.network import NetworkConfig, build_network, count_parameters, parameter_count
-from nasgym.search_space import Architecture
+from nasgym.core.network import NetworkConfig, build_network, count_parameters, parameter_count
+from nasgym.core.search_space import Architecture
 
 
 @pytest.mark.parametrize("text", ["t", "c1", "c3-m2-c5-a3", "m3-m3-m3", "c5-c5-a2-c3-m3-c1-a2-c1-t"])

@@ -8,13 +8,13 @@ import gymnasium as gym
 import pytest
 
 import nasgym  # noqa: F401
-from nasgym.datasets import load_dataset
-from nasgym.errors import RewardCacheError
-from nasgym.evaluator import TrainingEvaluator
-from nasgym.network import NetworkConfig
-from nasgym.reward_cache import CachedReward, RewardCache, reward_key
-from nasgym.search_space import Architecture
-from nasgym.trainer import TrainConfig
+from nasgym.core.datasets import load_dataset
+from nasgym.core.errors import RewardCacheError
+from nasgym.core.evaluator import TrainingEvaluator
+from nasgym.core.network import NetworkConfig
+from nasgym.core.reward_cache import CachedReward, RewardCache, reward_key
+from nasgym.core.search_space import Architecture
+from nasgym.core.trainer import TrainConfig
 from tests.cache_writer import write_many
 from tests.conftest import TINY
 

@@ -19,9 +19,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from test_agents import toy_env, toy_reward
 
 import agents
-from nasgym.cli import main
-from nasgym.evaluator import FunctionEvaluator
-from nasgym.search import SearchSettings, run_search
+from nasgym.core.evaluator import FunctionEvaluator
+from nasgym.runners.cli import main
+from nasgym.runners.search import SearchSettings, run_search
 
 AGENTS = ("random", "reinforce", "dqn", "meta_a2c")
 SHORT = {"reinforce": {"architectures_per_update": 2}, "dqn": {"learning_starts": 4, "batch_size": 4}}

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from nasgym.errors import ArchitectureError
-from nasgym.search_space import ACTIONS, N_ACTIONS, TERMINAL_ACTION, Architecture, action_mask, output_size
+from nasgym.core.errors import ArchitectureError
+from nasgym.core.search_space import ACTIONS, N_ACTIONS, TERMINAL_ACTION, Architecture, action_mask, output_size
 
 
 @pytest.mark.parametrize(

@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 
-from nasgym.datasets import load_dataset
-from nasgym.network import NetworkConfig, parameter_count
-from nasgym.search_space import Architecture
-from nasgym.trainer import ChildTrainer, TrainConfig, _is_out_of_memory
+from nasgym.core.datasets import load_dataset
+from nasgym.core.network import NetworkConfig, parameter_count
+from nasgym.core.search_space import Architecture
+from nasgym.core.trainer import ChildTrainer, TrainConfig, _is_out_of_memory
 from tests.conftest import TINY
 
 TINY_CONFIG = TrainConfig(epochs=TINY["epochs"], batch_size=TINY["batch_size"])

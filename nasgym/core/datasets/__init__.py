@@ -1,0 +1,55 @@
+"""Datasets by name: ``get_dataset("digits")``, and the registry that loaders add themselves to."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+from nasgym.core.datasets.base import Dataset, ImageData, fingerprint_arrays, resize_images, subsample
+from nasgym.core.datasets.digits import DigitsDataset
+from nasgym.core.datasets.folder import FOLDER_PREFIX, FolderDataset
+from nasgym.core.datasets.meta_dataset import MetaDataset
+from nasgym.core.datasets.specs import spec_names
+from nasgym.core.errors import DatasetError
+
+__all__ = [
+    "Dataset", "ImageData", "dataset_names", "fingerprint_arrays", "get_dataset", "load_dataset",
+    "register_dataset", "resize_images", "subsample",
+]  # fmt: skip
+
+DatasetFactory = Callable[..., Dataset]
+_REGISTRY: dict[str, DatasetFactory] = {}
+
+
+def register_dataset(name: str, factory: DatasetFactory) -> None:
+    """Make ``name`` usable in ``gym.make("NAS-v0", dataset=name)``; ``factory(data_dir=...)`` builds it."""
+    _REGISTRY[name] = factory
+
+
+def dataset_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
+    """The dataset called ``name`` or ``folder:/path`` (one subfolder per class); an unknown name lists the known."""
+    if name.startswith(FOLDER_PREFIX):
+        return FolderDataset(name[len(FOLDER_PREFIX) :], data_dir=data_dir)
+    if name not in _REGISTRY:
+        raise DatasetError(
+            f"unknown dataset {name!r}; known datasets: {', '.join(dataset_names())}, "
+            f"or {FOLDER_PREFIX}/path/to/images (one subfolder per class)"
+        )
+    return _REGISTRY[name](data_dir=data_dir)
+
+
+def load_dataset(
+    name: str, image_size: int, max_samples: int | None = None, data_dir: str | Path | None = None
+) -> ImageData:
+    """Load ``name`` at ``image_size``, optionally cut to a fixed subset of ``max_samples`` images."""
+    return subsample(get_dataset(name, data_dir).load(image_size), max_samples)
+
+
+register_dataset("digits", lambda data_dir=None: DigitsDataset())
+for _name in spec_names():
+    register_dataset(_name, partial(MetaDataset, _name))

@@ -1,0 +1,85 @@
+"""``folder:/path/to/images``: a user's own images, one subfolder per class, through the same image cache.
+
+The cache lives in ``DATA_DIR/folders/<folder name>-<hash of its path>/<size>px``; it is rebuilt when a file
+is added, removed or changed (the listing of paths, sizes and modification times is its ``source``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from nasgym.core.datasets.base import Dataset, ImageData
+from nasgym.core.datasets.image_cache import cache_dir, parallel_batches, read_cache, resize_each, write_cache
+from nasgym.core.datasets.prepare import data_root
+from nasgym.core.errors import DatasetError
+
+FOLDER_PREFIX = "folder:"
+BATCH = 128
+
+
+def read_image(path: Path) -> np.ndarray:
+    """An image file as uint8 RGB; a file PIL cannot decode is reported by its path."""
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise DatasetError(f"corrupt image {path}: {error}; delete or replace it") from error
+
+
+class FolderDataset(Dataset):
+    """Images under ``path/<class>/`` (any depth below the class folder); classes in sorted order."""
+
+    def __init__(self, path: str | Path, data_dir: str | Path | None = None):
+        if not str(path):
+            raise DatasetError("folder: needs a path, e.g. dataset='folder:/data/my_images'")
+        self.path = Path(path).expanduser().resolve()
+        self.name = f"{FOLDER_PREFIX}{self.path}"
+        if not self.path.is_dir():
+            raise DatasetError(f"{self.path} is not a folder; folder:PATH needs a folder with one subfolder per class")
+        suffixes = {suffix for suffix, kind in Image.registered_extensions().items() if kind in Image.OPEN}
+        self.classes = sorted(d.name for d in self.path.iterdir() if d.is_dir() and not d.name.startswith("."))
+        self.files: list[tuple[Path, int]] = []
+        for label, name in enumerate(self.classes):
+            found = sorted(
+                file for file in (self.path / name).rglob("*")
+                if file.is_file() and file.suffix.lower() in suffixes and not file.name.startswith(".")
+            )  # fmt: skip
+            if not found:
+                raise DatasetError(f"class folder {self.path / name} holds no images; add some or remove it")
+            self.files.extend((file, label) for file in found)
+        if len(self.classes) < 2:
+            raise DatasetError(
+                f"{self.path} has {len(self.classes)} class folder(s); put each class's images in its own subfolder"
+            )
+        self.n_classes = len(self.classes)
+        self.data_dir = data_root(data_dir)
+
+    def listing(self) -> str:
+        """A digest of every file's path, size and modification time: changes when the folder's images do."""
+        digest = hashlib.sha256()
+        for file, label in self.files:
+            stat = file.stat()
+            digest.update(f"{file.relative_to(self.path)}\t{label}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+        return digest.hexdigest()
+
+    def cache_root(self) -> Path:
+        key = hashlib.sha256(str(self.path).encode()).hexdigest()[:12]
+        return self.data_dir / "folders" / f"{self.path.name}-{key}"
+
+    def load(self, image_size: int) -> ImageData:
+        source = self.listing()
+        directory = cache_dir(self.cache_root(), image_size)
+        if (data := read_cache(directory, self.name, source)) is not None:
+            return data
+        jobs = [self.files[start : start + BATCH] for start in range(0, len(self.files), BATCH)]
+
+        def decode(job: list[tuple[Path, int]]) -> tuple[np.ndarray, np.ndarray]:
+            images = resize_each([read_image(file) for file, _ in job], image_size)
+            return images, np.array([label for _, label in job], dtype=np.int64)
+
+        batches = parallel_batches(jobs, decode, len(self.files), desc=f"{self.path.name} -> {image_size}px cache")
+        return write_cache(directory, self.name, source, image_size, len(self.files), self.n_classes, batches)

@@ -1,0 +1,122 @@
+"""The child network NasGym builds from an architecture (DESIGN.md section 2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from nasgym.core.errors import ArchitectureError
+from nasgym.core.search_space import AVG_POOL, CONV, MAX_POOL, Architecture
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Shape of the child network; NasGym's values are the defaults."""
+
+    filters: int = 32
+    """Filters of the first convolution (NasGym: 32 for every convolution)."""
+    dense_units: int = 1024
+    dropout: float = 0.4
+    filter_growth: float = 1.0
+    """Each convolution has this many times the filters of the one before (NasGym's final protocol: 2)."""
+    max_filters: int = 512
+    """Cap for a growing filter count (VGG's widest layer)."""
+
+    def conv_filters(self, index: int) -> int:
+        """Filters of the ``index``-th convolution (0-based)."""
+        return min(round(self.filters * self.filter_growth**index), max(self.filters, self.max_filters))
+
+
+class SeededDropout(nn.Dropout):
+    """``nn.Dropout`` whose masks come from its own generator, so trainings that run side by side (or in any
+    order) each draw the same masks as when run alone. Without a generator it is plain ``nn.Dropout``.
+    """
+
+    def __init__(self, p: float, generator: torch.Generator | None = None):
+        super().__init__(p)
+        self.generator = generator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.generator is None or not self.training or self.p == 0:
+            return super().forward(x)
+        keep = 1.0 - self.p
+        if keep == 0:
+            return x * 0
+        # What ATen's dropout computes (bernoulli mask scaled by 1 / keep), drawn from our generator.
+        mask = torch.empty_like(x).bernoulli_(keep, generator=self.generator).div_(keep)
+        return x * mask
+
+
+def build_network(
+    architecture: Architecture,
+    n_classes: int,
+    image_size: int,
+    config: NetworkConfig = NetworkConfig(),
+    in_channels: int = 3,
+    dropout_generator: torch.Generator | None = None,
+) -> nn.Sequential:
+    """ReLU -> Conv(k, stride 1, no padding) -> BN per conv; pooling with stride = window; dense head.
+
+    The ReLU comes before each convolution, as in NasGym's TF1 code, so BN's output is what the next
+    layer sees. ``dropout_generator`` gives the dropout layer its own random stream (see ``SeededDropout``).
+    """
+    sizes = architecture.spatial_sizes(image_size)
+    if min(sizes) < 1:
+        raise ArchitectureError(f"{architecture} is invalid at image size {image_size}: spatial sides {sizes}")
+    layers: list[nn.Module] = []
+    channels, convs = in_channels, 0
+    for layer in architecture.layers:
+        if layer.type == CONV:
+            filters = config.conv_filters(convs)
+            layers += [
+                nn.ReLU(),
+                nn.Conv2d(channels, filters, layer.kernel, stride=1, padding=0),
+                nn.BatchNorm2d(filters),
+            ]
+            channels, convs = filters, convs + 1
+        elif layer.type == MAX_POOL:
+            layers.append(nn.MaxPool2d(layer.kernel, stride=layer.kernel))
+        elif layer.type == AVG_POOL:
+            layers.append(nn.AvgPool2d(layer.kernel, stride=layer.kernel))
+    flat = channels * sizes[-1] * sizes[-1]
+    layers += [
+        nn.Flatten(),
+        nn.Linear(flat, config.dense_units),
+        nn.ReLU(),
+        SeededDropout(config.dropout, dropout_generator),
+        nn.Linear(config.dense_units, n_classes),
+    ]
+    return nn.Sequential(*layers)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def parameter_count(
+    architecture: Architecture, n_classes: int, image_size: int, config: NetworkConfig = NetworkConfig()
+) -> int:
+    """Trainable parameters of the child network, computed without building it."""
+    total, channels, convs = 0, 3, 0
+    for layer in architecture.layers:
+        if layer.type == CONV:
+            filters = config.conv_filters(convs)
+            total += channels * filters * layer.kernel**2 + filters  # conv weight + bias
+            total += 2 * filters  # BN scale + shift
+            channels, convs = filters, convs + 1
+    side = architecture.spatial_sizes(image_size)[-1]
+    total += (channels * side * side + 1) * config.dense_units
+    total += (config.dense_units + 1) * n_classes
+    return total
+
+
+def to_device(model: nn.Module, device: torch.device, channels_last: bool = True) -> nn.Module:
+    """Move a child to ``device`` in channels_last layout, which cuDNN's bf16 convolutions prefer (DESIGN.md
+    section 5) and with which oneDNN's CPU convolutions took ~20% less time per step (benchmarks/README.md).
+    """
+    model = model.to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model

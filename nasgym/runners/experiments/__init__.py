@@ -1,0 +1,16 @@
+"""What users do after a search: compare agents, transfer a policy, train a found network longer, plot."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from nasgym.core.datasets import load_dataset
+
+
+def check_datasets(names: Iterable[str], env_options: dict[str, Any]) -> None:
+    """Load every dataset an experiment needs before its first run, so that an unknown or unprepared one
+    fails in seconds with its one-line error instead of after hours of runs on the others."""
+    for name in dict.fromkeys(names):
+        load_dataset(name, env_options.get("image_size", 84), env_options.get("max_samples"),
+                     env_options.get("data_dir"))  # fmt: skip

@@ -1,0 +1,112 @@
+"""Numbers that describe a search run, read back from the files it wrote (episodes.csv, progress.csv).
+
+Every figure in a benchmark report is computed here from those files, so a report can always be checked
+against the CSV it came from.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from nasgym.core.evaluator import network_of
+from nasgym.core.search_space import ACTION_TOKENS, N_ACTIONS, Architecture
+
+RUN_METRICS = (
+    "best_reward", "mean_reward_last10", "episode_length", "entropy", "unique_networks", "cache_hit_rate",
+    "train_seconds",
+)  # fmt: skip
+METRIC_DIGITS = {"episode_length": 2, "unique_networks": 1, "train_seconds": 1}
+"""Decimals shown in reports (3 where not listed)."""
+METRIC_LABELS = {
+    "best_reward": "best reward",
+    "mean_reward_last10": "mean reward, last 10% of steps",
+    "episode_length": "mean episode length (layers)",
+    "entropy": "policy entropy (nats), last 10% of updates",
+    "unique_networks": "unique networks evaluated",
+    "cache_hit_rate": "evaluations answered without training",
+    "train_seconds": "training seconds spent",
+}
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@dataclass
+class RunData:
+    """The columns of one search run that the metrics and plots use, as arrays."""
+
+    steps: np.ndarray
+    rewards: np.ndarray
+    actions: np.ndarray
+    episode_lengths: np.ndarray
+    evaluated: list[tuple[str, bool]]  # (network, trained now) for every rewarded step
+    train_seconds: float
+    entropy_steps: np.ndarray
+    entropy: np.ndarray
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> RunData:
+        run_dir = Path(run_dir)
+        rows = read_csv(run_dir / "episodes.csv")
+        if not rows:
+            raise FileNotFoundError(f"{run_dir / 'episodes.csv'} is missing or empty")
+        lengths = [int(row["episode_step"]) for row in rows if row["terminated"] == "True"]
+        evaluated = [
+            (str(network_of(Architecture.parse(row["architecture"]))), row["trained"] == "True")
+            for row in rows
+            if row["accuracy"] not in ("", "None")
+        ]
+        progress = [row for row in read_csv(run_dir / "progress.csv") if row.get("entropy") not in (None, "")]
+        return cls(
+            steps=np.array([int(row["step"]) for row in rows]),
+            rewards=np.array([float(row["reward"]) for row in rows]),
+            actions=np.array([int(row["action"]) for row in rows]),
+            episode_lengths=np.array(lengths, dtype=float),
+            evaluated=evaluated,
+            train_seconds=sum(float(row["train_seconds"]) for row in rows if row["trained"] == "True"),
+            entropy_steps=np.array([int(row["step"]) for row in progress]),
+            entropy=np.array([float(row["entropy"]) for row in progress]),
+        )
+
+    def best_so_far(self) -> np.ndarray:
+        return np.maximum.accumulate(self.rewards)
+
+    def action_proportions(self) -> np.ndarray:
+        return np.bincount(self.actions, minlength=N_ACTIONS) / max(len(self.actions), 1)
+
+    def metrics(self) -> dict[str, float]:
+        tail = max(1, math.ceil(0.1 * len(self.rewards)))
+        entropy_tail = max(1, math.ceil(0.1 * len(self.entropy)))
+        return {
+            "best_reward": float(self.rewards.max()),
+            "mean_reward_last10": float(self.rewards[-tail:].mean()),
+            "episode_length": float(self.episode_lengths.mean()) if len(self.episode_lengths) else math.nan,
+            "entropy": float(self.entropy[-entropy_tail:].mean()) if len(self.entropy) else math.nan,
+            "unique_networks": float(len({network for network, _ in self.evaluated})),
+            "cache_hit_rate": (
+                sum(not trained for _, trained in self.evaluated) / len(self.evaluated) if self.evaluated else math.nan
+            ),
+            "train_seconds": self.train_seconds,
+            **{f"action_{token}": float(p) for token, p in zip(ACTION_TOKENS, self.action_proportions(), strict=True)},
+        }
+
+
+def mean_and_interval(values: list[float]) -> tuple[float, float]:
+    """Mean and the half-width of its 95% Student-t interval (NaN for fewer than two finite values)."""
+    finite = np.array([v for v in values if not math.isnan(v)], dtype=float)
+    if len(finite) == 0:
+        return math.nan, math.nan
+    if len(finite) < 2:
+        return float(finite.mean()), math.nan
+    half = stats.t.ppf(0.975, len(finite) - 1) * finite.std(ddof=1) / math.sqrt(len(finite))
+    return float(finite.mean()), float(half)
