@@ -15,7 +15,14 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from gymnasium.envs.registration import register, registry
 
-from nasgym.core.errors import ArchitectureError, DatasetError, NasGymError, RewardCacheError
+from nasgym.core.errors import (
+    ArchitectureError,
+    CheckpointError,
+    ConfigError,
+    DatasetError,
+    NasGymError,
+    RewardCacheError,
+)
 from nasgym.core.search_space import ACTIONS, Architecture, action_mask
 
 __version__ = "0.1.0"
@@ -23,6 +30,8 @@ __all__ = [
     "ACTIONS",
     "Architecture",
     "ArchitectureError",
+    "CheckpointError",
+    "ConfigError",
     "DatasetError",
     "NasGymError",
     "RewardCacheError",
