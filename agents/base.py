@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from agents.encoding import valid_action_mask
+from nasgym.core.errors import ConfigError
 
 StepCallback = Callable[[dict[str, Any]], "bool | None"]
 """Called after every environment step with ``{"step", "reward", "terminated", "info"}``; False stops.
@@ -140,7 +141,12 @@ class Agent(ABC):
     @property
     def image_size(self) -> int:
         """Input side of the environment's child networks (what decides which actions are valid)."""
-        return getattr(self.env.unwrapped, "image_size", 84)
+        try:
+            return int(self.env.get_wrapper_attr("image_size"))
+        except AttributeError:
+            raise ConfigError(
+                f"{self.name} searches NAS environments: {self.env} has no image_size, so the valid actions are unknown"
+            ) from None
 
     @property
     def max_layers(self) -> int:

@@ -24,7 +24,6 @@ from torch.distributions import Categorical
 
 from agents.base import Agent, StepCallback, seeded
 from agents.encoding import layer_indices, masked_logits, one_thread, valid_action_mask
-from nasgym.core.evaluator import network_of
 from nasgym.core.search_space import N_ACTIONS, Architecture
 
 START = N_ACTIONS
@@ -134,19 +133,13 @@ class Reinforce(Agent):
         return architecture.is_terminated or len(architecture) >= self.max_layers
 
     def _evaluate_batch(self) -> None:
-        """Ask the evaluator for every reward the batch's episodes will need, in one call."""
-        base = self.env.unwrapped
-        evaluator = getattr(base, "evaluator", None)
-        if evaluator is None:
-            return
-        per_step = getattr(base, "reward_mode", "final") == "per_step"
-        networks: dict[str, Architecture] = {}
-        for actions in self._batch[len(self._batch_rewards) :]:
-            lengths = range(1, len(actions) + 1) if per_step else [len(actions)]
-            for length in lengths:
-                network = network_of(Architecture(tuple(actions[:length])))
-                networks.setdefault(str(network), network)
-        evaluator.evaluate(list(networks.values()))
+        """Ask the environment for every reward the batch's unfinished episodes will need, as one batch."""
+        try:
+            prefetch = self.env.get_wrapper_attr("prefetch")
+        except AttributeError:  # an environment without batch evaluation answers each step on its own
+            prefetch = None
+        if prefetch is not None:
+            prefetch(self._batch[len(self._batch_rewards) :])
         self._batch_evaluated = True
 
     # -- learning -----------------------------------------------------------------------------------------

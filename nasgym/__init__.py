@@ -37,7 +37,7 @@ __all__ = [
     "RewardCacheError",
     "__version__",
     "action_mask",
-]  # fmt: skip
+]
 
 if "NAS-v0" not in registry:
     register(id="NAS-v0", entry_point="nasgym.core.env:NASEnv")

@@ -15,9 +15,10 @@ import agents
 import nasgym  # noqa: F401  (registers NAS-v0)
 from agents.encoding import encode_nsc, valid_action_mask
 from agents.meta_a2c import MetaA2CState
-from nasgym.core.evaluator import FunctionEvaluator, network_of
+from nasgym.core.evaluator import FunctionEvaluator
 from nasgym.core.search_space import Architecture, action_mask
 from nasgym.runners.episode_log import EpisodeLogger
+from nasgym.runners.run_folder import RunFolder
 
 LEARNING_AGENTS = ("reinforce", "dqn", "meta_a2c")
 TARGET = Architecture.parse("c3-c3-m2-c5")
@@ -168,7 +169,7 @@ def test_reinforce_asks_for_a_whole_batch_before_playing_it(reward: str) -> None
     agent = agents.make("reinforce", gym.make("NAS-v0", evaluator=evaluator, reward=reward), architectures_per_update=4)
     agent.learn(1)
     lengths = range(1, 11) if reward == "per_step" else [None]
-    wanted = {str(network_of(Architecture(tuple(a[:n])))) for a in agent._batch for n in lengths}
+    wanted = {str(Architecture(tuple(a[:n])).network) for a in agent._batch for n in lengths}
     assert sorted(evaluator.calls[0]) == sorted(wanted)
     assert len(evaluator.calls) == (2 if reward == "per_step" else 1)  # then the environment's first step
 
@@ -177,17 +178,17 @@ def test_reinforce_batches_and_the_episode_log_credit_training_once(tmp_path) ->
     """With the real trainer behind EpisodeLogger: a batch is trained before its first step, every network
     once, and the episodes CSV credits each trained network to exactly one step."""
     base = gym.make("NAS-v0", dataset="digits", reward="final", max_samples=100, **TINY)
-    env = EpisodeLogger(base, tmp_path / "episodes.csv")
+    env = EpisodeLogger(base, RunFolder(tmp_path))
     stats = env.unwrapped.evaluator.stats
     agent = agents.make("reinforce", env, architectures_per_update=3)
     trained_at_step_one = []
     agent.learn(1, callback=lambda event: trained_at_step_one.append(stats.trained))
-    assert trained_at_step_one == [len({str(network_of(Architecture(tuple(a)))) for a in agent._batch})]
+    assert trained_at_step_one == [len({str(Architecture(tuple(a)).network) for a in agent._batch})]
     agent.learn(100, callback=lambda event: agent._batch is not None)  # to the batch's end
     env.close()
     with open(tmp_path / "episodes.csv", newline="") as handle:
         rows = [row for row in csv.DictReader(handle) if row["terminated"] == "True"]
-    networks = [str(network_of(Architecture.parse(row["architecture"]))) for row in rows]
+    networks = [str(Architecture.parse(row["architecture"]).network) for row in rows]
     credited = [network for network, row in zip(networks, rows, strict=True) if row["trained"] == "True"]
     assert len(rows) == 3 and sorted(credited) == sorted(set(networks)) and len(credited) == stats.trained
 

@@ -10,9 +10,10 @@ import pytest
 import nasgym  # noqa: F401
 from nasgym.core.datasets import load_dataset
 from nasgym.core.errors import RewardCacheError
+from nasgym.core.evaluation import Evaluation
 from nasgym.core.evaluator import TrainingEvaluator
 from nasgym.core.network import NetworkConfig
-from nasgym.core.reward_cache import CachedReward, RewardCache, reward_key
+from nasgym.core.reward_cache import RewardCache, reward_key
 from nasgym.core.search_space import Architecture
 from nasgym.core.trainer import TrainConfig
 from tests.cache_writer import write_many
@@ -98,7 +99,7 @@ def test_a_foreign_sqlite_database_is_refused(tmp_path):
 def test_a_corrupt_cache_is_reported(tmp_path):
     path = tmp_path / "rewards.sqlite"
     cache = RewardCache(path)
-    cache.put("k", "c3", "digits", CachedReward(0.5, 1.0, 10, None), {})
+    cache.put("k", Evaluation("c3", 0.5, 1.0, 10), "digits", {})
     cache.close()
     data = bytearray(path.read_bytes())
     data[100:4096] = b"\xff" * (4096 - 100)  # keep the header, destroy the schema page

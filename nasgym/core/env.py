@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from nasgym.core.datasets import load_dataset
-from nasgym.core.errors import ArchitectureError
-from nasgym.core.evaluator import Evaluation, Evaluator, TrainingEvaluator
-from nasgym.core.network import NetworkConfig
-from nasgym.core.paths import default_cache_path
-from nasgym.core.search_space import (
-    DEFAULT_IMAGE_SIZE,
-    DEFAULT_MAX_LAYERS,
-    N_ACTIONS,
-    TERMINAL,
-    Architecture,
-    action_mask,
-)
-from nasgym.core.trainer import TrainConfig
-
-REWARD_MODES = ("per_step", "final")
+from nasgym.core import settings
+from nasgym.core.config import SETTINGS_CLASSES, make_configs
+from nasgym.core.errors import ArchitectureError, ConfigError
+from nasgym.core.evaluation import Evaluation
+from nasgym.core.evaluator import Evaluator, TrainingEvaluator
+from nasgym.core.search_space import N_ACTIONS, TERMINAL, Architecture, action_mask
 
 
 class NASEnv(gym.Env[np.ndarray, int]):
@@ -46,7 +36,7 @@ class NASEnv(gym.Env[np.ndarray, int]):
     | 5, 6 | avg-pool 2, 3 (stride = window) | a2 a3 |
     | 7 | terminal | t |
 
-    `env.action_masks()` gives the actions that keep the network valid (sb3-contrib's convention).
+    `env.unwrapped.action_masks()` gives the actions that keep the network valid (sb3-contrib's convention).
 
     ## Observation Space
 
@@ -75,12 +65,15 @@ class NASEnv(gym.Env[np.ndarray, int]):
 
     ## Info
 
-    `architecture` (e.g. `"c3-m2-t"`), `nsc`, `layers`, `valid`, and, on steps that are rewarded,
-    `accuracy`, `from_cache` (answered by the persistent cache: trained by an earlier run or another
-    process), `train_seconds` (what training this network took, whenever that was), `parameters` and
-    `failure` (why training failed, else None); None on steps without a reward. A repeat within one
-    environment returns the first answer unchanged, so a step is a pure function of the architecture;
-    `env.unwrapped.evaluator.stats` counts what was really trained.
+    Every step gives the same keys with the same types and shapes, so vector environments can stack them:
+    `architecture` (str, e.g. `"c3-m2-t"`), `nsc` (the observation's `(max_layers, 5)` matrix), `layers` (int),
+    `valid` (bool), `rewarded` (bool: this step's network was evaluated), `accuracy` (float, NaN when not
+    rewarded), `from_cache` (answered by the persistent cache: trained by an earlier run or another process),
+    `train_seconds` (what training this network took, whenever that was; 0.0 when not rewarded), `parameters`
+    (int, -1 when not rewarded), `failure` (why training failed, `""` otherwise) and `reward_source`
+    (`"trained"`, `"function"` or `"none"`). A repeat within one environment returns the first answer
+    unchanged, so a step is a pure function of the architecture; `env.unwrapped.evaluator.stats` counts what
+    was really trained.
 
     ## Arguments
 
@@ -92,93 +85,59 @@ class NASEnv(gym.Env[np.ndarray, int]):
 
     ```
 
-    | Parameter | Default | Description |
-    |-----------|---------|-------------|
-    | `dataset` | `"digits"` | a registered dataset name (`nasgym.core.datasets.dataset_names()`) |
-    | `reward` | `"per_step"` | `"per_step"` or `"final"` |
-    | `max_layers` | 10 | rows per episode, terminal included |
-    | `image_size` | 84 | images are resized to this side, 3 channels, scaled to [0, 1] |
-    | `epochs`, `batch_size` | 12, 128 | child training budget |
-    | `learning_rate`, `betas`, `adam_epsilon` | 1e-3, (0.9, 0.999), 1e-8 | Adam |
-    | `lr_decay_factor`, `lr_decay_epochs` | 0.2, 5 | step schedule; `lr_decay_epochs=0` is NasGym's constant rate |
-    | `filters`, `dense_units`, `dropout` | 32, 1024, 0.4 | child network shape |
-    | `filter_growth`, `max_filters` | 1.0, 512 | each conv has `filter_growth` x the filters of the last, capped |
-    | `train_fraction` | 2/3 | after one seeded shuffle, leading part trains, the rest gives the reward |
-    | `seed` | 0 | training seed: split, initialisation, dropout, batch order |
-    | `precision` | `"auto"` | `"fp32"`, `"bf16"` (CUDA) or `"auto"` |
-    | `device` | `"auto"` | `"cuda"`, `"cpu"` or `"auto"` |
-    | `max_samples` | None | train on a fixed random subset of this many images |
-    | `data_dir` | None | where prepared datasets live |
-    | `cache`, `cache_path` | True, None | use the reward cache; its file (default `~/.cache/nasgym/rewards.sqlite`) |
-    | `evaluator` | None | replaces training: any object with `evaluate(architectures) -> list[Evaluation]` |
-    |  |  | (`nasgym.core.evaluator.FunctionEvaluator` is the hook for cheap known rewards) |
+    Every keyword below is a field of `EnvConfig`, `TrainConfig` or `NetworkConfig`, where its default is
+    written; the command line's flags come from the same fields. NasGym's values are the defaults.
 
-    Every training setting is part of the reward cache key, so a changed setting never reuses a reward.
-    `env.reset(seed=...)` seeds nothing that matters: the environment's dynamics are deterministic.
+    {settings_table}
+
+    Besides these, `evaluator=` replaces training with any object that has
+    `evaluate(architectures) -> list[Evaluation]` (`nasgym.core.evaluator.FunctionEvaluator` is the hook for
+    cheap known rewards), and `render_mode="ansi"` renders the network as text. Every training setting is part
+    of the reward cache key, so a changed setting never reuses a reward. `env.reset(seed=...)` seeds nothing
+    that matters: the environment's dynamics are deterministic.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 1}
 
     def __init__(
         self,
-        dataset: str = "digits",
+        dataset: str | None = None,
         *,
-        reward: str = "per_step",
-        max_layers: int = DEFAULT_MAX_LAYERS,
-        image_size: int = DEFAULT_IMAGE_SIZE,
-        epochs: int = 12,
-        batch_size: int = 128,
-        learning_rate: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        adam_epsilon: float = 1e-8,
-        lr_decay_factor: float = 0.2,
-        lr_decay_epochs: int = 5,
-        filters: int = 32,
-        dense_units: int = 1024,
-        dropout: float = 0.4,
-        filter_growth: float = 1.0,
-        max_filters: int = 512,
-        train_fraction: float = 2 / 3,
-        seed: int = 0,
-        precision: str = "auto",
-        device: str = "auto",
-        max_samples: int | None = None,
-        data_dir: str | Path | None = None,
-        cache: bool = True,
-        cache_path: str | Path | None = None,
         evaluator: Evaluator | None = None,
         render_mode: str | None = None,
+        **options: Any,
     ):
-        if reward not in REWARD_MODES:
-            raise ValueError(f"reward must be one of {REWARD_MODES}, got {reward!r}")
-        if max_layers < 1:
-            raise ValueError(f"max_layers must be at least 1, got {max_layers}")
+        if dataset is not None:
+            options["dataset"] = dataset
+        self.config, self.train_config = make_configs(options)
         if render_mode not in (None, "ansi"):
-            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
-        self.reward_mode = reward
-        self.max_layers = max_layers
-        self.image_size = image_size
+            raise ConfigError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        if evaluator is not None and not callable(getattr(evaluator, "evaluate", None)):
+            raise ConfigError(
+                f"evaluator must have an evaluate(architectures) method, got {type(evaluator).__name__}; "
+                "see nasgym.core.evaluator.FunctionEvaluator"
+            )
         self.render_mode = render_mode
-        self.dataset_name = dataset
-        self.train_config = TrainConfig(
-            epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, betas=tuple(betas),
-            adam_epsilon=adam_epsilon, lr_decay_factor=lr_decay_factor, lr_decay_epochs=lr_decay_epochs,
-            train_fraction=train_fraction, seed=seed, precision=precision,
-            network=NetworkConfig(
-                filters=filters, dense_units=dense_units, dropout=dropout, filter_growth=filter_growth,
-                max_filters=max_filters,
-            ),
-        )  # fmt: skip
-        if evaluator is None:
-            data = load_dataset(dataset, image_size, max_samples=max_samples, data_dir=data_dir)
-            path = (cache_path or default_cache_path()) if cache else None
-            evaluator = TrainingEvaluator(data, self.train_config, device, path)
-        self.evaluator = evaluator
+        self.evaluator = evaluator or TrainingEvaluator.from_config(self.config, self.train_config)
 
         self.action_space = spaces.Discrete(N_ACTIONS)
-        self.observation_space = spaces.Box(0, max(max_layers, TERMINAL), (max_layers, 5), dtype=np.int64)
+        self.observation_space = spaces.Box(0, max(self.max_layers, TERMINAL), (self.max_layers, 5), dtype=np.int64)
         self.architecture = Architecture(())
         self._done = False
+
+    # -- the settings agents read -------------------------------------------------------------------
+    @property
+    def image_size(self) -> int:
+        """Input side of the child networks: it decides which actions are valid."""
+        return self.config.image_size
+
+    @property
+    def max_layers(self) -> int:
+        return self.config.max_layers
+
+    @property
+    def reward_mode(self) -> str:
+        return self.config.reward
 
     # -- Gymnasium API ------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -196,17 +155,34 @@ class NASEnv(gym.Env[np.ndarray, int]):
         valid = self.architecture.is_valid(self.image_size, self.max_layers)
         terminated = not valid or self.architecture.is_terminated or len(self.architecture) >= self.max_layers
         self._done = terminated
-
-        evaluation: Evaluation | None = None
         if valid and (terminated or self.reward_mode == "per_step"):
             evaluation = self.evaluator.evaluate([self.architecture])[0]
-        reward = evaluation.accuracy if evaluation is not None else 0.0
-        info = self._info(valid, evaluation)
-        return self._observation(), float(reward), terminated, False, info
+        else:
+            evaluation = Evaluation.none(str(self.architecture.network))
+        reward = evaluation.accuracy if evaluation.rewarded else 0.0
+        return self._observation(), float(reward), terminated, False, self._info(valid, evaluation)
 
     def action_masks(self) -> np.ndarray:
         """Actions that keep the network valid; the terminal action is always among them."""
         return action_mask(self.architecture, self.image_size, self.max_layers)
+
+    def prefetch(self, episodes: Sequence[Sequence[int]]) -> None:
+        """Evaluate, as one batch, every network the given action sequences will be rewarded for under this
+        environment's reward mode; the steps that reach them later are answered from memory.
+
+        An agent that samples several architectures before stepping them (REINFORCE's m per update) calls this,
+        so a concurrent or remote evaluator trains them side by side instead of one per step.
+        """
+        networks: dict[str, Architecture] = {}
+        for actions in episodes:
+            episode = Architecture(tuple(actions))
+            lengths = range(1, len(episode) + 1) if self.reward_mode == "per_step" else [len(episode)]
+            for length in lengths:
+                prefix = Architecture(episode.actions[:length])
+                if prefix.is_valid(self.image_size, self.max_layers):
+                    networks.setdefault(str(prefix.network), prefix.network)
+        if networks:
+            self.evaluator.evaluate(list(networks.values()))
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":
@@ -218,15 +194,16 @@ class NASEnv(gym.Env[np.ndarray, int]):
     def _observation(self) -> np.ndarray:
         return self.architecture.nsc(self.max_layers)
 
-    def _info(self, valid: bool, evaluation: Evaluation | None) -> dict[str, Any]:
+    def _info(self, valid: bool, evaluation: Evaluation) -> dict[str, Any]:
         return {
             "architecture": str(self.architecture),
-            "nsc": self.architecture.nsc(),
+            "nsc": self._observation(),
             "layers": len(self.architecture),
             "valid": valid,
-            "accuracy": None if evaluation is None else evaluation.accuracy,
-            "from_cache": None if evaluation is None else evaluation.from_cache,
-            "train_seconds": None if evaluation is None else evaluation.train_seconds,
-            "parameters": None if evaluation is None else evaluation.parameters,
-            "failure": None if evaluation is None else evaluation.failure,
+            **evaluation.info(),
         }
+
+
+NASEnv.__doc__ = NASEnv.__doc__.replace(
+    "{settings_table}", settings.markdown_table(settings.settings_of(*SETTINGS_CLASSES)).replace("\n", "\n    ")
+)

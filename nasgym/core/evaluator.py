@@ -1,10 +1,10 @@
 """Turn architectures into rewards: through the reward cache, training only what it has not seen.
 
 The environment asks an evaluator for rewards; agents that sample many architectures at once (REINFORCE)
-ask it for a whole batch: ``evaluate`` answers what the cache knows, trains each remaining network once
-(one after another, or ``concurrency`` at a time) and stores every reward as soon as it is known.
-``FunctionEvaluator`` is the documented hook for a cheap, known reward (toy problems, testing an agent's
-learning logic) in place of training.
+ask for a whole batch through ``NASEnv.prefetch``: ``evaluate`` answers what the cache knows, trains each
+remaining network once (one after another, or ``concurrency`` at a time) and stores every reward as soon as it
+is known. ``FunctionEvaluator`` is the documented hook for a cheap, known reward (toy problems, testing an
+agent's learning logic) in place of training.
 """
 
 from __future__ import annotations
@@ -19,24 +19,18 @@ from typing import Protocol
 import torch
 from tqdm.auto import tqdm
 
+from nasgym.core.config import EnvConfig
 from nasgym.core.cpu_runtime import retained_heap
-from nasgym.core.datasets import ImageData
+from nasgym.core.datasets import ImageData, load_dataset
+from nasgym.core.evaluation import Evaluation
 from nasgym.core.network import parameter_count
-from nasgym.core.reward_cache import CachedReward, RewardCache, reward_key
-from nasgym.core.search_space import TERMINAL_ACTION, Architecture
+from nasgym.core.paths import default_cache_path
+from nasgym.core.reward_cache import RewardCache, reward_key
+from nasgym.core.search_space import DEFAULT_IMAGE_SIZE, Architecture
 from nasgym.core.trainer import ChildTrainer, TrainConfig, TrainResult, resolve_device
 
-
-@dataclass(frozen=True)
-class Evaluation:
-    """The reward of one architecture and where it came from."""
-
-    architecture: str
-    accuracy: float
-    from_cache: bool
-    train_seconds: float
-    parameters: int
-    failure: str | None = None
+EpochCallback = Callable[[int], None]
+"""Called with the epoch number after every epoch of a training (progress bars for long trainings)."""
 
 
 @dataclass
@@ -53,11 +47,6 @@ class Evaluator(Protocol):
     def evaluate(self, architectures: Sequence[Architecture]) -> list[Evaluation]:
         """Rewards of valid architectures, in order; duplicates are evaluated once."""
         ...
-
-
-def network_of(architecture: Architecture) -> Architecture:
-    """The computing layers only: 'c3-m2' and 'c3-m2-t' are the same network and share one reward."""
-    return Architecture(tuple(a for a in architecture.actions if a != TERMINAL_ACTION))
 
 
 class TrainingEvaluator:
@@ -91,6 +80,14 @@ class TrainingEvaluator:
         # architecture (Gymnasium's determinism check) and provenance is reported as first seen.
         self._memo: dict[str, Evaluation] = {}
 
+    @classmethod
+    def from_config(cls, config: EnvConfig, train_config: TrainConfig, concurrency: int = 1) -> TrainingEvaluator:
+        """The evaluator ``NAS-v0`` builds for these settings: its dataset at its image size, its device and reward
+        cache. ``nasgym train``, ``nasgym final`` and the experiments build theirs the same way."""
+        data = load_dataset(config.dataset, config.image_size, max_samples=config.max_samples, data_dir=config.data_dir)
+        cache_path = (config.cache_path or default_cache_path()) if config.cache else None
+        return cls(data, train_config, config.device, cache_path, concurrency)
+
     @property
     def trainer(self) -> ChildTrainer:
         """Built on first use, so runs answered entirely from the cache never touch the device."""
@@ -99,45 +96,45 @@ class TrainingEvaluator:
         return self._trainer
 
     def key(self, architecture: Architecture) -> str:
-        return reward_key(self.data.fingerprint, network_of(architecture).nsc().tolist(), self.settings)
+        return reward_key(self.data.fingerprint, architecture.network.nsc().tolist(), self.settings)
 
-    def evaluate(self, architectures: Sequence[Architecture]) -> list[Evaluation]:
+    def cached(self, architecture: Architecture) -> Evaluation | None:
+        """The reward this evaluator would answer without training, if any."""
+        key = self.key(architecture)
+        if key in self._memo:
+            return self._memo[key]
+        return self.cache.get(key) if self.cache is not None else None
+
+    def evaluate(
+        self, architectures: Sequence[Architecture], on_epoch: EpochCallback | None = None
+    ) -> list[Evaluation]:
         keys = [self.key(architecture) for architecture in architectures]
         to_train: dict[str, Architecture] = {}
         for architecture, key in zip(architectures, keys, strict=True):
             if key in self._memo or key in to_train:
                 self.stats.repeats += 1
-            elif (cached := self._from_cache(architecture, key)) is not None:
+            elif (cached := self.cache.get(key) if self.cache is not None else None) is not None:
+                self.stats.cache_hits += 1
                 self._memo[key] = cached
             else:
-                to_train[key] = network_of(architecture)
+                to_train[key] = architecture.network
         if to_train:
-            self._train_all(to_train)
+            self._train_all(to_train, on_epoch)
         return [self._memo[key] for key in keys]
 
-    def _from_cache(self, architecture: Architecture, key: str) -> Evaluation | None:
-        cached = self.cache.get(key) if self.cache is not None else None
-        if cached is None:
-            return None
-        self.stats.cache_hits += 1
-        name = str(network_of(architecture))
-        return Evaluation(name, cached.accuracy, True, cached.train_seconds, cached.parameters, cached.failure)
-
-    def _train_all(self, to_train: dict[str, Architecture]) -> None:
+    def _train_all(self, to_train: dict[str, Architecture], on_epoch: EpochCallback | None) -> None:
         trainer = self.trainer
         workers = min(self.concurrency, len(to_train))
         keep_heap = retained_heap() if self.device.type == "cpu" else contextlib.nullcontext()
-        with (
-            keep_heap,
-            tqdm(total=len(to_train), desc="training", unit="net", disable=True if len(to_train) < 2 else None) as bar,
-        ):
+        show = None if len(to_train) > 1 else False  # tqdm: a bar on a terminal only
+        with keep_heap, tqdm(total=len(to_train), desc="training", unit="net", disable=show is False) as bar:
             if workers == 1:
                 for key, network in to_train.items():
-                    self._record(key, network, trainer.train(network))
+                    self._record(key, network, trainer.train(network, on_epoch=on_epoch))
                     bar.update()
                 return
             pool = ThreadPoolExecutor(workers, thread_name_prefix="nasgym-train")
-            futures = {pool.submit(trainer.train, network): (key, network) for key, network in to_train.items()}
+            futures = {pool.submit(trainer.train, net, on_epoch=on_epoch): (key, net) for key, net in to_train.items()}
             try:
                 for future in as_completed(futures):  # each reward is stored as soon as it is known
                     self._record(*futures.pop(future), future.result())
@@ -149,21 +146,30 @@ class TrainingEvaluator:
                         self._record(key, network, future.result())
 
     def _record(self, key: str, network: Architecture, result: TrainResult) -> None:
-        name = str(network)
+        evaluation = Evaluation(
+            str(network),
+            result.accuracy,
+            result.train_seconds,
+            result.parameters,
+            result.failure or "",
+            execution=result.execution,
+        )
         self.stats.trained += 1
-        self.stats.train_seconds += result.train_seconds
+        self.stats.train_seconds += evaluation.train_seconds
         if self.cache is not None:
-            reward = CachedReward(result.accuracy, result.train_seconds, result.parameters, result.failure)
-            settings = {**self.settings, "dataset": self.data.name}
-            self.cache.put(key, name, self.data.name, reward, settings)
-        evaluation = Evaluation(name, result.accuracy, False, result.train_seconds, result.parameters, result.failure)
+            self.cache.put(key, evaluation, self.data.name, {**self.settings, "dataset": self.data.name})
         self._memo[key] = evaluation
 
 
 class FunctionEvaluator:
-    """Reward = ``reward_fn(architecture)``, no training: a cheap known reward for tests and toy problems."""
+    """Reward = ``reward_fn(network)``, no training: a cheap known reward for tests and toy problems."""
 
-    def __init__(self, reward_fn: Callable[[Architecture], float], n_classes: int = 10, image_size: int = 84):
+    def __init__(
+        self,
+        reward_fn: Callable[[Architecture], float],
+        n_classes: int = 10,
+        image_size: int = DEFAULT_IMAGE_SIZE,
+    ):
         self.reward_fn = reward_fn
         self.n_classes = n_classes
         self.image_size = image_size
@@ -173,8 +179,8 @@ class FunctionEvaluator:
         results = []
         for architecture in architectures:
             self.stats.trained += 1
-            network = network_of(architecture)
+            network = architecture.network
             accuracy = float(self.reward_fn(network))
             params = parameter_count(network, self.n_classes, self.image_size)
-            results.append(Evaluation(str(network), accuracy, False, 0.0, params))
+            results.append(Evaluation(str(network), accuracy, 0.0, params, source="function"))
         return results

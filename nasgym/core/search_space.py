@@ -5,7 +5,7 @@ Everything an agent, the environment or a user needs to know about which network
 * the action table (``Discrete(8)``),
 * Network Structure Code rows ``[index, type, kernel, pred1, pred2]`` (BlockQNN, Zhong et al. 2018),
 * the spatial-size rule that decides validity (no padding, pooling stride = window),
-* action masks, and
+* action masks (one rule, vectorised over NSC observations, so agents and replay buffers need no live env), and
 * the short architecture string used on the command line and in logs (``"c3-c5-m2-a3-t"``).
 """
 
@@ -20,7 +20,6 @@ from nasgym.core.errors import ArchitectureError
 
 # NSC layer types. 4-6 are reserved for a multi-branch space and never produced by this chain space.
 EMPTY, CONV, MAX_POOL, AVG_POOL, IDENTITY, ADD, CONCAT, TERMINAL = range(8)
-NSC_COLUMNS = ("index", "type", "kernel", "pred1", "pred2")
 
 DEFAULT_MAX_LAYERS = 10
 DEFAULT_IMAGE_SIZE = 84
@@ -53,11 +52,15 @@ N_ACTIONS = len(ACTIONS)
 TERMINAL_ACTION = 7
 
 _TOKEN_OF = {
-    (CONV, 1): "c1", (CONV, 3): "c3", (CONV, 5): "c5",
-    (MAX_POOL, 2): "m2", (MAX_POOL, 3): "m3",
-    (AVG_POOL, 2): "a2", (AVG_POOL, 3): "a3",
+    (CONV, 1): "c1",
+    (CONV, 3): "c3",
+    (CONV, 5): "c5",
+    (MAX_POOL, 2): "m2",
+    (MAX_POOL, 3): "m3",
+    (AVG_POOL, 2): "a2",
+    (AVG_POOL, 3): "a3",
     (TERMINAL, 0): "t",
-}  # fmt: skip
+}
 _ACTION_OF_TOKEN = {layer.token: action for action, layer in enumerate(ACTIONS)}
 ACTION_TOKENS = tuple(layer.token for layer in ACTIONS)
 
@@ -123,6 +126,11 @@ class Architecture:
         return tuple(ACTIONS[a] for a in self.actions if a != TERMINAL_ACTION)
 
     @property
+    def network(self) -> Architecture:
+        """The computing layers only: 'c3-m2' and 'c3-m2-t' are the same network and share one reward."""
+        return Architecture(tuple(a for a in self.actions if a != TERMINAL_ACTION))
+
+    @property
     def is_terminated(self) -> bool:
         return bool(self.actions) and self.actions[-1] == TERMINAL_ACTION
 
@@ -157,20 +165,46 @@ class Architecture:
         return Architecture((*self.actions, int(action)))
 
 
+# A layer maps spatial side s to s // DIVISOR - SHRINK: conv k (stride 1, no padding) to s - k + 1, pooling k
+# (stride k) to s // k, which is (s - k) // k + 1 when s >= k and 0 below. Index 0 is an empty NSC row.
+_LAYER_OF = np.zeros((TERMINAL + 1, 6), dtype=np.int64)  # [type, kernel] -> action + 1; 0 = empty row
+for _action, _layer in enumerate(ACTIONS):
+    _LAYER_OF[_layer.type, _layer.kernel] = _action + 1
+_DIVISOR = np.array([1] + [layer.kernel if layer.type in (MAX_POOL, AVG_POOL) else 1 for layer in ACTIONS])
+_SHRINK = np.array([0] + [layer.kernel - 1 if layer.type == CONV else 0 for layer in ACTIONS])
+_KERNEL = np.array([layer.kernel for layer in ACTIONS])
+
+
+def layer_indices(nsc: np.ndarray) -> np.ndarray:
+    """Per NSC row: 0 for an empty row, ``action + 1`` otherwise; shape ``nsc.shape[:-1]``. Any leading batch
+    dimensions; float observations (from a replay buffer or a tensor) are rounded."""
+    nsc = np.rint(np.asarray(nsc)).astype(np.int64)
+    return _LAYER_OF[nsc[..., 1], nsc[..., 2]]
+
+
+def nsc_action_mask(nsc: np.ndarray, image_size: int = DEFAULT_IMAGE_SIZE) -> np.ndarray:
+    """Which actions keep the network valid, ``(..., N_ACTIONS)`` bool, from padded NSC observations alone.
+
+    Conv k and pooling k both fit exactly when the spatial side is >= k, so one running side per observation
+    decides the whole mask. The terminal action is always allowed, and so is everything once the episode has
+    ended (terminal row, or every row used), so that a masked distribution never has zero support.
+    """
+    layers = layer_indices(nsc)
+    side = np.full(layers.shape[:-1], image_size, dtype=np.int64)
+    for row in range(layers.shape[-1]):
+        side = side // _DIVISOR[layers[..., row]] - _SHRINK[layers[..., row]]
+    mask = side[..., None] >= _KERNEL
+    mask[..., TERMINAL_ACTION] = True
+    ended = (layers == TERMINAL_ACTION + 1).any(-1) | ((layers > 0).sum(-1) >= layers.shape[-1])
+    return mask | ended[..., None]
+
+
 def action_mask(
     architecture: Architecture,
     image_size: int = DEFAULT_IMAGE_SIZE,
     max_layers: int = DEFAULT_MAX_LAYERS,
 ) -> np.ndarray:
-    """Which actions keep ``architecture`` a valid network (sb3-contrib's ``action_masks`` convention).
-
-    The terminal action is always allowed; so is everything once the episode has ended, so that a masked
-    distribution never has zero support.
-    """
-    mask = np.ones(N_ACTIONS, dtype=bool)
-    if architecture.is_terminated or len(architecture) >= max_layers:
-        return mask
-    side = architecture.spatial_sizes(image_size)[-1]
-    for action, layer in enumerate(ACTIONS):
-        mask[action] = output_size(layer, side) >= 1
-    return mask
+    """Which actions keep ``architecture`` a valid network (sb3-contrib's ``action_masks`` convention)."""
+    if len(architecture) >= max_layers:
+        return np.ones(N_ACTIONS, dtype=bool)
+    return nsc_action_mask(architecture.nsc(max_layers), image_size)

@@ -213,7 +213,8 @@ class ChildTrainer:
     def n_train(self) -> int:
         return len(self.train_y)
 
-    def train(self, architecture: Architecture) -> TrainResult:
+    def train(self, architecture: Architecture, on_epoch: Callable[[int], None] | None = None) -> TrainResult:
+        self.on_epoch = on_epoch  # interim: the trainer package passes it down as an argument
         """Train ``architecture`` from scratch; never raises for NaN losses or out-of-memory."""
         start = time.perf_counter()
         cpu = self.device.type == "cpu"

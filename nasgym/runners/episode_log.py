@@ -1,67 +1,58 @@
-"""Record every step of a search in a CSV file, flushed per row so an interrupted run loses nothing."""
+"""What a search writes while it runs: every step to ``episodes.csv``, the agent's metrics to ``progress.csv`` and
+TensorBoard. Rows are flushed one by one, so an interrupted run loses nothing it had written."""
 
 from __future__ import annotations
 
 import csv
 import math
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 
-from nasgym.core.evaluator import network_of
+from nasgym.core.files import atomic_path, translate_disk_full
 from nasgym.core.search_space import Architecture
+from nasgym.runners.run_folder import EPISODE_COLUMNS, RESUME_ADVICE, RunFolder, truncate_csv
 
-EPISODE_COLUMNS = (
-    "step", "episode", "episode_step", "action", "architecture", "reward", "terminated", "valid",
-    "accuracy", "from_cache", "trained", "train_seconds", "parameters", "failure", "best_reward",
-)  # fmt: skip
-"""``trained``: this step's network was trained in this session, not answered by the reward cache or a repeat (the
-first step that needs it is credited, even when an agent had the evaluator train a batch ahead of time);
-``best_reward``: the best reward so far."""
-
-
-def truncate_csv(path: Path, last_step: int) -> list[dict[str, str]]:
-    """Keep only rows whose ``step`` is at most ``last_step`` (rewritten atomically); return them."""
-    if not path.exists():
-        return []
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        fieldnames = reader.fieldnames or []
-        rows = [row for row in reader if int(row["step"]) <= last_step]
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames)
-        writer.writeheader()
-        writer.writerows(rows)
-    temporary.replace(path)
-    return rows
+REWARD_COLUMNS = ("accuracy", "from_cache", "train_seconds", "parameters", "failure")
+"""Left empty on steps without a reward."""
 
 
 class EpisodeLogger(gym.Wrapper):
-    """Appends one row per step to ``path``; with ``resume_step`` it first drops rows after that step."""
+    """Appends one row per step to the folder's ``episodes.csv``; ``resume_step`` first drops rows after it.
 
-    def __init__(self, env: gym.Env, path: str | Path, resume_step: int | None = None):
+    The file is opened at the first reset, so a search that fails before it acts leaves no log behind.
+    """
+
+    def __init__(self, env: gym.Env, folder: RunFolder, resume_step: int = 0):
         super().__init__(env)
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.resume_step = resume_step
         self.step_count, self.episode, self.episode_step, self.best_reward = 0, 0, 0, -math.inf
-        kept = truncate_csv(self.path, resume_step) if resume_step is not None else []
-        self._rewarded = {_network(row["architecture"]) for row in kept if row["accuracy"] not in ("", "None")}
-        if kept:
-            last = kept[-1]
-            self.step_count = int(last["step"])
-            self.episode = int(last["episode"]) + 1  # a resumed run starts a new episode
-            self.best_reward = max(float(row["reward"]) for row in kept)
-        new_file = not kept
-        self._handle = open(self.path, "w" if new_file else "a", newline="")  # noqa: SIM115 (open while wrapped)
-        self._writer = csv.DictWriter(self._handle, EPISODE_COLUMNS)
-        if new_file:
-            self._writer.writeheader()
-            self._handle.flush()
+        self._rewarded: set[str] = set()
+        self._handle = None
+        self._writer: csv.DictWriter | None = None
         self._started = False
 
+    def _open(self) -> None:
+        path = self.folder.episodes_file
+        with translate_disk_full(path, RESUME_ADVICE):
+            if self.resume_step:
+                truncate_csv(path, self.resume_step)
+            kept = self.folder.episodes() if self.resume_step else []
+            self._rewarded = {row.network for row in kept if row.rewarded}
+            if kept:
+                self.step_count = kept[-1].step
+                self.episode = kept[-1].episode + 1  # a resumed run starts a new episode
+                self.best_reward = max(row.reward for row in kept)
+            self._handle = open(path, "a" if kept else "w", newline="")  # noqa: SIM115 (open while wrapped)
+            self._writer = csv.DictWriter(self._handle, EPISODE_COLUMNS)
+            if not kept:
+                self._writer.writeheader()
+                self._handle.flush()
+
     def reset(self, **kwargs: Any):
+        if self._writer is None:
+            self._open()
         if self._started and self.episode_step > 0:
             self.episode += 1
         self._started = True
@@ -74,24 +65,67 @@ class EpisodeLogger(gym.Wrapper):
         self.episode_step += 1
         self.best_reward = max(self.best_reward, reward)
         trained = False
-        if info.get("accuracy") is not None:  # rewarded: first sight of a network not from the cache = trained
-            network = _network(info["architecture"])
-            trained = not info.get("from_cache") and network not in self._rewarded
+        if info["rewarded"]:  # first sight of a network not answered by the cache: trained in this session
+            network = str(Architecture.parse(info["architecture"]).network)
+            trained = not info["from_cache"] and network not in self._rewarded
             self._rewarded.add(network)
-        row = {key: info.get(key) for key in EPISODE_COLUMNS if key in info}
+        row = {key: info[key] for key in EPISODE_COLUMNS if key in info}
+        if not info["rewarded"]:
+            row.update(dict.fromkeys(REWARD_COLUMNS, ""))
         row.update(
-            step=self.step_count, episode=self.episode, episode_step=self.episode_step, action=int(action),
-            reward=reward, terminated=terminated, best_reward=self.best_reward, trained=trained,
-        )  # fmt: skip
-        self._writer.writerow(row)
-        self._handle.flush()
+            step=self.step_count,
+            episode=self.episode,
+            episode_step=self.episode_step,
+            action=int(action),
+            reward=reward,
+            terminated=terminated,
+            best_reward=self.best_reward,
+            trained=trained,
+        )
+        with translate_disk_full(self.folder.episodes_file, RESUME_ADVICE):
+            self._writer.writerow(row)
+            self._handle.flush()
         return observation, reward, terminated, truncated, info
 
     def close(self) -> None:
-        if not self._handle.closed:
+        if self._handle is not None and not self._handle.closed:
             self._handle.close()
         super().close()
 
 
-def _network(architecture: str) -> str:
-    return str(network_of(Architecture.parse(architecture)))
+class ProgressLog:
+    """progress.csv and TensorBoard: agent metrics per update, reward and best reward per step."""
+
+    def __init__(self, folder: RunFolder, resume_step: int):
+        from torch.utils.tensorboard import SummaryWriter  # imported late: TensorBoard is slow to import
+
+        self.path = folder.progress_file
+        with translate_disk_full(self.path, RESUME_ADVICE):
+            self.rows = truncate_csv(self.path, resume_step) if resume_step else []
+            if not self.rows:  # an agent without updates (random search) still leaves the file
+                self.path.write_text("step\n")
+        self.fieldnames = list(self.rows[0]) if self.rows else ["step"]
+        self.tensorboard = SummaryWriter(str(folder.tensorboard_dir), purge_step=resume_step + 1)
+
+    def update(self, metrics: dict[str, float]) -> None:
+        self.rows.append(metrics)
+        new_columns = [name for name in metrics if name not in self.fieldnames]
+        self.fieldnames += new_columns
+        if new_columns:  # a metric appeared (e.g. the first loss): rewrite the file with the wider header
+            with atomic_path(self.path, RESUME_ADVICE) as temporary, open(temporary, "w", newline="") as handle:
+                writer = csv.DictWriter(handle, self.fieldnames)
+                writer.writeheader()
+                writer.writerows(self.rows)
+        else:
+            with translate_disk_full(self.path, RESUME_ADVICE), open(self.path, "a", newline="") as handle:
+                csv.DictWriter(handle, self.fieldnames).writerow(metrics)
+        for name, value in metrics.items():
+            if name != "step" and isinstance(value, (int, float)) and math.isfinite(value):
+                self.tensorboard.add_scalar(f"agent/{name}", value, metrics["step"])
+
+    def step(self, step: int, reward: float, best: float) -> None:
+        self.tensorboard.add_scalar("search/reward", reward, step)
+        self.tensorboard.add_scalar("search/best_reward", best, step)
+
+    def close(self) -> None:
+        self.tensorboard.close()

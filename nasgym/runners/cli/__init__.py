@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import signal
 import sys
 import threading
@@ -14,14 +15,37 @@ from nasgym.runners.cli import bench, data, final, search, train, transfer
 COMMANDS = (train, search, data, bench, transfer, final)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (subcommand parsers are made of the same class)."""
+
+    def error(self, message: str) -> None:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nasgym", description="Neural architecture search as a Gymnasium env.")
+    parser = _Parser(prog="nasgym", description="Neural architecture search as a Gymnasium env.")
     parser.add_argument("--version", action="version", version=f"nasgym {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     subparsers = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(subparsers)
     return parser
+
+
+def _describe_error(error: Exception) -> str:
+    """nasgym's own errors say what to do; an OS error gets the path it concerns and what usually helps."""
+    if isinstance(error, NasGymError) or not isinstance(error, OSError):
+        return str(error)
+    where = f" {error.filename}" if error.filename else ""
+    advice = {
+        errno.ENOSPC: "free space and rerun (a search continues with --resume)",
+        errno.EACCES: "check its permissions or choose another path",
+        errno.EROFS: "it is on a read-only filesystem: choose another path",
+        errno.ENOTDIR: "a part of the path is a file, not a folder: choose another path",
+        errno.EEXIST: "something is already there: choose another path",
+        errno.ENOENT: "check the path",
+    }.get(error.errno, "check the path and rerun")
+    return f"cannot use{where}: {error.strerror or error}; {advice}"
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -36,13 +60,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except KeyboardInterrupt:
-        print("nasgym: interrupted; evaluated rewards are in the cache (a search continues with --resume)",
-              file=sys.stderr)  # fmt: skip
+        print(
+            "nasgym: interrupted; evaluated rewards are in the cache (a search continues with --resume)",
+            file=sys.stderr,
+        )
         return 130
-    except (NasGymError, ValueError, TypeError, FileNotFoundError) as error:
+    except (NasGymError, OSError) as error:  # anything else is a bug: its traceback is what a report needs
         if args.debug:
             raise
-        print(f"nasgym: error: {error}", file=sys.stderr)
+        print(f"nasgym: error: {_describe_error(error)}", file=sys.stderr)
         return 2
     finally:
         if in_main_thread:

@@ -6,7 +6,7 @@ import argparse
 
 import agents
 import envs_data
-from nasgym.runners.cli.options import add_env_options, comma_list, env_options
+from nasgym.runners.cli.options import add_env_options, comma_list, env_options, positive_int
 from nasgym.runners.experiments.bench import BenchSettings, run_bench
 
 
@@ -14,22 +14,39 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("bench", help="benchmark agents against each other")
     kinds = parser.add_subparsers(title="benchmarks", required=True, metavar="KIND")
     bench = kinds.add_parser(
-        "agents", help="compare agents on datasets over seeds",
+        "agents",
+        help="compare agents on datasets over seeds",
         description="Run every agent on every dataset under each seed with the same step budget; write "
         "OUT/results.json, OUT/results.csv, plots and OUT/report.md. Rerunning continues unfinished runs.",
-    )  # fmt: skip
+    )
     defaults = envs_data.load("experiments")
-    bench.add_argument("--datasets", type=comma_list, default=defaults["bench"]["datasets"],
-                       help=f"comma-separated (default {','.join(defaults['bench']['datasets'])})")  # fmt: skip
-    bench.add_argument("--agents", type=comma_list, default=agents.agent_names(),
-                       help=f"comma-separated (default {','.join(agents.agent_names())})")  # fmt: skip
-    bench.add_argument("--steps", type=int, default=defaults["bench"]["steps"],
-                       help="environment steps per run (default %(default)s)")  # fmt: skip
-    bench.add_argument("--seeds", type=int, default=defaults["bench"]["seeds"],
-                       help="seeds per agent and dataset (default %(default)s)")  # fmt: skip
+    bench.add_argument(
+        "--datasets",
+        type=comma_list,
+        default=defaults["bench"]["datasets"],
+        help=f"comma-separated (default {','.join(defaults['bench']['datasets'])})",
+    )
+    bench.add_argument(
+        "--agents",
+        type=comma_list,
+        default=agents.agent_names(),
+        help=f"comma-separated (default {','.join(agents.agent_names())})",
+    )
+    bench.add_argument(
+        "--steps",
+        type=positive_int,
+        default=defaults["bench"]["steps"],
+        help="environment steps per run (default %(default)s)",
+    )
+    bench.add_argument(
+        "--seeds",
+        type=positive_int,
+        default=defaults["bench"]["seeds"],
+        help="seeds per agent and dataset (default %(default)s)",
+    )
     bench.add_argument("--out", default="runs/bench", help="output folder (default runs/bench)")
     bench.add_argument("--no-progress", action="store_true")
-    add_env_options(bench, seed_flag="--train-seed", with_dataset=False)
+    add_env_options(bench, with_dataset=False)
     bench.set_defaults(handler=run, **defaults["env"])  # CPU-sized; see envs_data/experiments.json
 
 
@@ -40,7 +57,9 @@ def run(args: argparse.Namespace) -> int:
     settings = BenchSettings(args.datasets, args.agents, args.steps, args.seeds, env_options(args))
     results = run_bench(args.out, settings, progress=not args.no_progress)
     for row in results["aggregate"]:
-        print(f"{row['dataset']:>16} {row['agent']:>9}: best {row['best_reward']:.4f}, "
-              f"last-10% mean {row['mean_reward_last10']:.4f}, {row['unique_networks']:.0f} networks")  # fmt: skip
+        print(
+            f"{row['dataset']:>16} {row['agent']:>9}: best {row['best_reward']:.4f}, "
+            f"last-10% mean {row['mean_reward_last10']:.4f}, {row['unique_networks']:.0f} networks"
+        )
     print(f"report: {args.out}/report.md")
     return 0

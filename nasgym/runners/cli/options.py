@@ -1,11 +1,23 @@
-"""Command-line options shared by the commands that build a ``NAS-v0`` environment."""
+"""Command-line options generated from the settings dataclasses, so a default is written once.
+
+Every field of ``EnvConfig``, ``TrainConfig`` and ``NetworkConfig`` (the ``NAS-v0`` keywords) becomes a flag
+``--field-name`` with the field's help and default; ``--set NAME=VALUE`` values of agent hyperparameters are
+read against the agent config's field types the same way.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import typing
+from typing import Any, Literal
 
-from nasgym.core.datasets import dataset_names
+import agents
+from nasgym.core import settings
+from nasgym.core.config import SETTINGS_CLASSES
+from nasgym.core.errors import ConfigError
+
+FLAG_NAMES = {"seed": "--train-seed"}
+"""Flags that differ from their field's name: ``--seed`` is the agent's seed in every command that has one."""
 
 
 def comma_list(text: str) -> list[str]:
@@ -13,69 +25,94 @@ def comma_list(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
-def add_env_options(
-    parser: argparse.ArgumentParser,
-    seed_flag: str = "--seed",
-    with_dataset: bool = True,
-    reward_default: str | None = "per_step",
-) -> None:
-    """Every training setting of NAS-v0, NasGym's values as defaults (see ``help(nasgym.core.env.NASEnv)``).
+def flag_of(name: str) -> str:
+    return FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
 
-    A command may change defaults with ``parser.set_defaults``; the help texts show the effective ones.
-    ``reward_default=None`` leaves the reward mode to the command (``nasgym search`` picks it per agent).
+
+def _reader(setting: settings.Setting):
+    def read(text: str) -> Any:
+        try:
+            return settings.parse_text(flag_of(setting.name), setting.type, text)
+        except ConfigError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    read.__name__ = setting.name  # argparse names the type in some messages
+    return read
+
+
+def env_settings(with_dataset: bool = True) -> list[settings.Setting]:
+    """The ``NAS-v0`` keywords a command takes as flags."""
+    return [s for s in settings.settings_of(*SETTINGS_CLASSES) if with_dataset or s.name != "dataset"]
+
+
+def add_env_options(parser: argparse.ArgumentParser, with_dataset: bool = True) -> None:
+    """A flag per ``NAS-v0`` keyword, NasGym's values as defaults (``help(nasgym.core.env.NASEnv)``).
+
+    A command changes defaults with ``parser.set_defaults(name=value)``; the help shows the effective ones.
     """
-    group = parser.add_argument_group("environment and child training")
-    if with_dataset:
+    group = parser.add_argument_group("environment and child training (the NAS-v0 keywords)")
+    for setting in env_settings(with_dataset):
+        help_text = f"{setting.help} (default %(default)s)".replace("%", "%%").replace("%%(default)s", "%(default)s")
+        if setting.type is bool:
+            group.add_argument(
+                flag_of(setting.name),
+                dest=setting.name,
+                action=argparse.BooleanOptionalAction,
+                default=setting.default,
+                help=help_text,
+            )
+            continue
+        choices = typing.get_args(setting.type) if typing.get_origin(setting.type) is Literal else None
         group.add_argument(
-            "--dataset", default="digits", help=f"dataset name ({', '.join(dataset_names())}; default %(default)s)"
+            flag_of(setting.name),
+            dest=setting.name,
+            type=_reader(setting),
+            default=setting.default,
+            choices=choices,
+            metavar=setting.name.upper() if choices is None else None,
+            help=help_text,
         )
-    group.add_argument("--epochs", type=int, default=12, help="training epochs per child (default %(default)s)")
-    group.add_argument("--batch-size", type=int, default=128, help="minibatch size (default %(default)s)")
-    group.add_argument("--image-size", type=int, default=84, help="image side in pixels (default %(default)s)")
-    group.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default %(default)s)")
-    group.add_argument(
-        "--lr-decay-epochs",
-        type=int,
-        default=5,
-        help="multiply the rate by --lr-decay-factor every this many epochs; 0 = constant (default %(default)s)",
-    )
-    group.add_argument("--lr-decay-factor", type=float, default=0.2, help="(default %(default)s)")
-    group.add_argument(
-        "--max-layers", type=int, default=10, help="rows per episode, terminal included (default %(default)s)"
-    )
-    reward_help = (
-        "(default %(default)s)"
-        if reward_default
-        else "(default final for reinforce, as in Zoph & Le; per_step otherwise)"
-    )
-    group.add_argument("--reward", choices=("per_step", "final"), default=reward_default, help=reward_help)
-    group.add_argument(
-        seed_flag,
-        dest="train_seed",
-        type=int,
-        default=0,
-        help="training seed: split, initialisation, batch order (default %(default)s)",
-    )
-    group.add_argument("--max-samples", type=int, default=None, help="use a fixed random subset of this many images")
-    group.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto", help="(default %(default)s)")
-    group.add_argument("--device", default="auto", help="cuda, cpu or auto (default %(default)s)")
-    group.add_argument("--data-dir", default=None, help="where prepared datasets live")
-    group.add_argument(
-        "--cache",
-        dest="cache_path",
-        default=None,
-        help="reward cache file (default ~/.cache/nasgym/rewards.sqlite, or $NASGYM_HOME)",
-    )
-    group.add_argument("--no-cache", action="store_true", help="train every network, store nothing")
 
 
-def env_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``gym.make`` keywords (besides ``dataset``) that the parsed options stand for."""
-    options: dict[str, Any] = {
-        "epochs": args.epochs, "batch_size": args.batch_size, "image_size": args.image_size,
-        "learning_rate": args.lr, "lr_decay_epochs": args.lr_decay_epochs, "lr_decay_factor": args.lr_decay_factor,
-        "max_layers": args.max_layers, "reward": args.reward, "seed": args.train_seed,
-        "max_samples": args.max_samples, "precision": args.precision, "device": args.device,
-        "data_dir": args.data_dir, "cache": not args.no_cache, "cache_path": args.cache_path,
-    }  # fmt: skip
-    return options
+def env_options(args: argparse.Namespace, with_dataset: bool = False) -> dict[str, Any]:
+    """The ``gym.make`` keywords the parsed flags stand for (``dataset`` only when asked for)."""
+    return {s.name: getattr(args, s.name) for s in env_settings(with_dataset) if hasattr(args, s.name)}
+
+
+def _number_type(name: str, kind: type, minimum: float, inclusive: bool):
+    def read(text: str) -> Any:
+        try:
+            value = settings.parse_text(name, kind, text)
+        except ConfigError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+        if value < minimum or (value == minimum and not inclusive):
+            bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+        return value
+
+    read.__name__ = name
+    return read
+
+
+positive_int = _number_type("a positive int", int, 1, inclusive=True)
+non_negative_int = _number_type("an int >= 0", int, 0, inclusive=True)
+non_negative_number = _number_type("a number >= 0", float, 0.0, inclusive=True)
+
+
+def hyperparameter(text: str) -> tuple[str, str]:
+    """``NAME=VALUE`` of ``--set``; the value is read against the agent's config later, when the agent is known."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name.strip().replace("-", "_"), value
+
+
+def agent_hyperparameters(agent: str, pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """``--set`` pairs read against the fields of the agent's hyperparameter dataclass."""
+    known = {s.name: s for s in settings.settings_of(agents.AGENTS[agent].Config)}
+    values = {}
+    for name, text in pairs:
+        if name not in known:
+            raise settings.unknown_name_error(name, known, f"{agent} hyperparameter")
+        values[name] = settings.parse_text(name, known[name].type, text)
+    return values

@@ -3,40 +3,38 @@
 from __future__ import annotations
 
 import argparse
-import ast
 import time
 from pathlib import Path
-from typing import Any
 
 import agents
-from nasgym.runners.cli.options import add_env_options, env_options
+from nasgym.core.errors import ConfigError
+from nasgym.runners.cli.options import (
+    add_env_options,
+    agent_hyperparameters,
+    env_options,
+    hyperparameter,
+    non_negative_int,
+    non_negative_number,
+    positive_int,
+)
 from nasgym.runners.search import SearchSettings, run_search
-
-
-def _hyperparameter(text: str) -> tuple[str, Any]:
-    name, sep, value = text.partition("=")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    try:
-        return name.replace("-", "_"), ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return name.replace("-", "_"), value
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "search", help="search architectures with an agent",
+        "search",
+        help="search architectures with an agent",
         description="Run an architecture search; every step goes to OUT/episodes.csv.",
-    )  # fmt: skip
+    )
     parser.add_argument("--agent", choices=agents.agent_names(), default="random", help="(default random)")
-    parser.add_argument("--steps", type=int, default=100, help="environment steps in total (default 100)")
+    parser.add_argument("--steps", type=positive_int, default=100, help="environment steps in total (default 100)")
     parser.add_argument("--out", default=None, help="output folder (default runs/AGENT-DATASET-TIME)")
     parser.add_argument("--resume", action="store_true", help="continue the search in --out from its checkpoint")
-    parser.add_argument("--seed", type=int, default=0, help="the agent's seed (default 0)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="the agent's seed (default 0)")
     parser.add_argument(
         "--set",
         dest="hyperparameters",
-        type=_hyperparameter,
+        type=hyperparameter,
         action="append",
         default=[],
         metavar="NAME=VALUE",
@@ -44,36 +42,52 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--checkpoint-seconds",
-        type=float,
+        type=non_negative_number,
         default=10.0,
         help="save the agent at the first episode end this many seconds after the last save (default 10)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--start-from", default=None, metavar="AGENT.pt",
-                        help="begin with a saved agent (e.g. trained elsewhere) instead of a new one")  # fmt: skip
+    parser.add_argument(
+        "--start-from",
+        default=None,
+        metavar="AGENT.pt",
+        help="begin with a saved agent (e.g. trained elsewhere) instead of a new one",
+    )
     parser.add_argument("--frozen", action="store_true", help="with --start-from: run its policy without learning")
-    add_env_options(parser, seed_flag="--train-seed", reward_default=None)
-    parser.set_defaults(handler=run)
+    add_env_options(parser)
+    parser.set_defaults(handler=run, reward=None)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.frozen and not args.start_from:
-        raise ValueError("--frozen runs a trained policy: give it with --start-from AGENT.pt")
+        raise ConfigError("--frozen runs a trained policy: give it with --start-from AGENT.pt")
     if args.reward is None:
         args.reward = "final" if args.agent == "reinforce" else "per_step"
     out = Path(args.out or f"runs/{args.agent}-{args.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
     settings = SearchSettings(
-        agent=args.agent, dataset=args.dataset, steps=args.steps, env_options=env_options(args),
-        agent_options={"seed": args.seed, **dict(args.hyperparameters)},
-    )  # fmt: skip
+        agent=args.agent,
+        dataset=args.dataset,
+        steps=args.steps,
+        env_options=env_options(args),
+        agent_options={"seed": args.seed, **agent_hyperparameters(args.agent, args.hyperparameters)},
+    )
     summary = run_search(
-        out, settings, resume=args.resume, progress=not args.no_progress, checkpoint_seconds=args.checkpoint_seconds,
-        start_from=args.start_from, learn=not args.frozen,
-    )  # fmt: skip
-    print(f"{summary['steps']} steps, {summary['episodes']} episodes, {summary['unique_networks']} networks, "
-          f"{summary['trained']} trained ({summary['train_seconds']:.1f} s); output in {out}")  # fmt: skip
+        out,
+        settings,
+        resume=args.resume,
+        progress=not args.no_progress,
+        checkpoint_seconds=args.checkpoint_seconds,
+        start_from=args.start_from,
+        learn=not args.frozen,
+    )
+    print(
+        f"{summary['steps']} steps, {summary['episodes']} episodes, {summary['unique_networks']} networks, "
+        f"{summary['trained']} trained ({summary['train_seconds']:.1f} s); output in {out}"
+    )
     if summary["best"]:
         best = summary["best"][0]
-        print(f"best architecture: {best['architecture']}  reward {best['reward']:.4f}  "
-              f"({best['parameters']:,} parameters, first at step {best['first_step']})")  # fmt: skip
+        print(
+            f"best architecture: {best['architecture']}  reward {best['reward']:.4f}  "
+            f"({best['parameters']:,} parameters, first at step {best['first_step']})"
+        )
     return 0

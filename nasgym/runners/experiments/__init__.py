@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from nasgym.core.config import make_configs
 from nasgym.core.datasets import load_dataset
 
 
@@ -12,5 +13,5 @@ def check_datasets(names: Iterable[str], env_options: dict[str, Any]) -> None:
     """Load every dataset an experiment needs before its first run, so that an unknown or unprepared one
     fails in seconds with its one-line error instead of after hours of runs on the others."""
     for name in dict.fromkeys(names):
-        load_dataset(name, env_options.get("image_size", 84), env_options.get("max_samples"),
-                     env_options.get("data_dir"))  # fmt: skip
+        config, _ = make_configs({**env_options, "dataset": name})  # bad options fail here too
+        load_dataset(name, config.image_size, config.max_samples, config.data_dir)

@@ -17,6 +17,7 @@ from nasgym.core.search_space import ACTION_TOKENS
 from nasgym.runners.experiments import check_datasets, plots
 from nasgym.runners.experiments.metrics import METRIC_DIGITS, METRIC_LABELS, RUN_METRICS, RunData, mean_and_interval
 from nasgym.runners.experiments.report import format_value, markdown_table
+from nasgym.runners.run_folder import RunFolder
 from nasgym.runners.search import SearchSettings, run_search
 
 
@@ -35,11 +36,6 @@ def run_dir(out_dir: Path, dataset: str, agent: str, seed: int) -> Path:
     return out_dir / "runs" / dataset / agent / f"seed{seed}"
 
 
-def _completed_steps(folder: Path) -> int:
-    summary = folder / "summary.json"
-    return json.loads(summary.read_text())["steps"] if summary.exists() else -1
-
-
 def run_bench(out_dir: str | Path, settings: BenchSettings, progress: bool = True) -> dict[str, Any]:
     """Run every (dataset, agent, seed) that is not complete yet, then write results, plots and report."""
     out_dir = Path(out_dir)
@@ -49,15 +45,18 @@ def run_bench(out_dir: str | Path, settings: BenchSettings, progress: bool = Tru
     plan = [(d, a, s) for d in settings.datasets for a in settings.agents for s in range(settings.seeds)]
     for number, (dataset, agent, seed) in enumerate(plan, start=1):
         folder = run_dir(out_dir, dataset, agent, seed)
-        if _completed_steps(folder) >= settings.steps:
+        if RunFolder(folder).completed_steps() >= settings.steps:
             continue
         if progress:
             print(f"[{number}/{len(plan)}] {agent} on {dataset}, seed {seed}", flush=True)
         search = SearchSettings(
-            agent=agent, dataset=dataset, steps=settings.steps, env_options=settings.env_options,
+            agent=agent,
+            dataset=dataset,
+            steps=settings.steps,
+            env_options=settings.env_options,
             agent_options={**settings.agent_options.get(agent, {}), "seed": seed},
-        )  # fmt: skip
-        run_search(folder, search, resume=(folder / "episodes.csv").exists(), progress=progress)
+        )
+        run_search(folder, search, resume=RunFolder(folder).holds_search(), progress=progress)
     return write_results(out_dir, settings)
 
 

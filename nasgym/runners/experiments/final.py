@@ -11,10 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import gymnasium as gym
 from tqdm.auto import tqdm
 
-from nasgym.core.evaluator import Evaluation, network_of
+from nasgym.core.config import make_configs
+from nasgym.core.errors import ArchitectureError
+from nasgym.core.evaluation import Evaluation
+from nasgym.core.evaluator import TrainingEvaluator
 from nasgym.core.search_space import Architecture
 
 VGG19_SHORT = Architecture.parse("c3-c3-m2-c3-c3-m2-c3-c3-c3-c3-m2")
@@ -36,24 +38,22 @@ def train_final(
     architecture: Architecture, dataset: str, env_options: dict[str, Any], baseline: bool = True, progress: bool = True
 ) -> list[FinalResult]:
     """Train ``architecture`` (and the VGG19 baseline) with ``env_options`` and return both results."""
-    env = gym.make("NAS-v0", dataset=dataset, **env_options)
-    evaluator = env.unwrapped.evaluator
-    image_size = env.unwrapped.image_size
-    networks = {"found": network_of(architecture)}
+    env_config, train_config = make_configs({**env_options, "dataset": dataset})
+    evaluator = TrainingEvaluator.from_config(env_config, train_config)
+    image_size = env_config.image_size
+    networks = {"found": architecture.network}
     if baseline:
         networks["vgg19_short"] = VGG19_SHORT
     for name, network in networks.items():
         if not network.is_valid(image_size, max_layers=len(network)):
-            raise ValueError(
+            raise ArchitectureError(
                 f"{name} network {network} does not fit {image_size}x{image_size} images "
                 f"(spatial sides {network.spatial_sizes(image_size)}); use a larger --image-size"
             )
-    epochs = evaluator.config.epochs
-    uncached = [name for name, network in networks.items() if evaluator.cache is None
-                or evaluator.cache.get(evaluator.key(network)) is None]  # fmt: skip
-    with tqdm(total=epochs * len(uncached), desc="final training", unit="epoch", disable=not progress) as bar:
-        evaluator.trainer.on_epoch = lambda _epoch: bar.update()
-        evaluations = evaluator.evaluate(list(networks.values()))
+    to_train = sum(evaluator.cached(network) is None for network in networks.values())
+    epochs = train_config.epochs * to_train
+    with tqdm(total=epochs, desc="final training", unit="epoch", disable=not progress) as bar:
+        evaluations = evaluator.evaluate(list(networks.values()), on_epoch=lambda _epoch: bar.update())
     return [
         FinalResult(name, evaluation, network.spatial_sizes(image_size))
         for (name, network), evaluation in zip(networks.items(), evaluations, strict=True)

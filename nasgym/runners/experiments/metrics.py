@@ -6,7 +6,6 @@ against the CSV it came from.
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,13 +13,19 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from nasgym.core.evaluator import network_of
-from nasgym.core.search_space import ACTION_TOKENS, N_ACTIONS, Architecture
+from nasgym.core.errors import NasGymError
+from nasgym.core.search_space import ACTION_TOKENS, N_ACTIONS
+from nasgym.runners.run_folder import RunFolder
 
 RUN_METRICS = (
-    "best_reward", "mean_reward_last10", "episode_length", "entropy", "unique_networks", "cache_hit_rate",
+    "best_reward",
+    "mean_reward_last10",
+    "episode_length",
+    "entropy",
+    "unique_networks",
+    "cache_hit_rate",
     "train_seconds",
-)  # fmt: skip
+)
 METRIC_DIGITS = {"episode_length": 2, "unique_networks": 1, "train_seconds": 1}
 """Decimals shown in reports (3 where not listed)."""
 METRIC_LABELS = {
@@ -32,13 +37,6 @@ METRIC_LABELS = {
     "cache_hit_rate": "evaluations answered without training",
     "train_seconds": "training seconds spent",
 }
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    if not path.exists():
-        return []
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 @dataclass
@@ -56,24 +54,18 @@ class RunData:
 
     @classmethod
     def load(cls, run_dir: str | Path) -> RunData:
-        run_dir = Path(run_dir)
-        rows = read_csv(run_dir / "episodes.csv")
+        folder = RunFolder(run_dir)
+        rows = folder.episodes()
         if not rows:
-            raise FileNotFoundError(f"{run_dir / 'episodes.csv'} is missing or empty")
-        lengths = [int(row["episode_step"]) for row in rows if row["terminated"] == "True"]
-        evaluated = [
-            (str(network_of(Architecture.parse(row["architecture"]))), row["trained"] == "True")
-            for row in rows
-            if row["accuracy"] not in ("", "None")
-        ]
-        progress = [row for row in read_csv(run_dir / "progress.csv") if row.get("entropy") not in (None, "")]
+            raise NasGymError(f"{folder.episodes_file} is missing or empty; run the search (again) first")
+        progress = [row for row in folder.progress() if row.get("entropy") not in (None, "")]
         return cls(
-            steps=np.array([int(row["step"]) for row in rows]),
-            rewards=np.array([float(row["reward"]) for row in rows]),
-            actions=np.array([int(row["action"]) for row in rows]),
-            episode_lengths=np.array(lengths, dtype=float),
-            evaluated=evaluated,
-            train_seconds=sum(float(row["train_seconds"]) for row in rows if row["trained"] == "True"),
+            steps=np.array([row.step for row in rows]),
+            rewards=np.array([row.reward for row in rows]),
+            actions=np.array([row.action for row in rows]),
+            episode_lengths=np.array([row.episode_step for row in rows if row.terminated], dtype=float),
+            evaluated=[(row.network, row.trained) for row in rows if row.rewarded],
+            train_seconds=math.fsum(row.train_seconds for row in rows if row.trained),
             entropy_steps=np.array([int(row["step"]) for row in progress]),
             entropy=np.array([float(row["entropy"]) for row in progress]),
         )

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from nasgym.core.search_space import ACTION_TOKENS
+from nasgym.core.search_space import ACTION_TOKENS, N_ACTIONS
 from nasgym.runners.experiments.metrics import RunData
+from nasgym.runners.run_folder import EpisodeRow
 
 BAND_NOTE = "line: mean over seeds; band: range over seeds"
 
@@ -66,8 +67,9 @@ def plot_rewards(runs: Mapping[str, Sequence[RunData]], title: str, path: Path) 
         _band(best_axis, x, best, name, colors[name], style)
         _band(mean_axis, x, mean, name, colors[name], style)
     best_axis.set(xlabel="environment step", ylabel="best reward so far (accuracy)", title="best reward")
-    mean_axis.set(xlabel="environment step", ylabel="reward (accuracy), rolling mean",
-                  title="mean reward (window: 10% of steps)")  # fmt: skip
+    mean_axis.set(
+        xlabel="environment step", ylabel="reward (accuracy), rolling mean", title="mean reward (window: 10% of steps)"
+    )
     for axis in (best_axis, mean_axis):
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
@@ -95,15 +97,13 @@ def plot_entropy(runs: Mapping[str, Sequence[RunData]], title: str, path: Path) 
     figure = Figure(figsize=(6, 4))
     axis = figure.subplots()
     colors = _colors(list(runs))
-    shown = 0
     for name, seeds in runs.items():
         if not all(len(run.entropy) for run in seeds):
             continue
         entropy = _stack([run.entropy for run in seeds])
         steps = seeds[0].entropy_steps[: entropy.shape[1]]
         _band(axis, steps, entropy, name, colors[name])
-        shown += 1
-    axis.axhline(np.log(8), color="grey", linestyle=":", label="uniform over 8 actions")
+    axis.axhline(np.log(N_ACTIONS), color="grey", linestyle=":", label=f"uniform over {N_ACTIONS} actions")
     axis.set(xlabel="environment step", ylabel="policy entropy (nats)", title=f"{title}: policy entropy")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
@@ -144,8 +144,27 @@ def plot_transfer(curves: Mapping[str, Mapping[str, Sequence[RunData]]], path: P
             best = _stack([run.best_so_far() for run in seeds])
             x = np.arange(1, best.shape[1] + 1)
             _band(axis, x, best, name, colors[name], LINE_STYLES[i % len(LINE_STYLES)])
-        axis.set(xlabel="environment step on the held-out dataset", ylabel="best reward so far (accuracy)",
-                 title=f"transfer to {dataset}")  # fmt: skip
+        axis.set(
+            xlabel="environment step on the held-out dataset",
+            ylabel="best reward so far (accuracy)",
+            title=f"transfer to {dataset}",
+        )
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
     return _save(figure, path)
+
+
+def plot_search(rows: Sequence[EpisodeRow], path: Path, title: str) -> Path:
+    """One search: the reward of every rewarded step (every step with per-step rewards, episode ends with final
+    rewards) and the best so far, against the step."""
+    rewarded = [row for row in rows if row.rewarded]
+    figure = Figure(figsize=(8, 4), layout="constrained")
+    axes = figure.subplots()
+    axes.scatter([row.step for row in rewarded], [row.reward for row in rewarded], s=6, alpha=0.4, label="reward")
+    axes.step(
+        [row.step for row in rows], [row.best_reward for row in rows], where="post", color="C3", label="best so far"
+    )
+    axes.set(xlabel="environment step", ylabel="reward (accuracy)", title=title)
+    axes.legend(loc="lower right")
+    figure.savefig(path, dpi=100)
+    return path

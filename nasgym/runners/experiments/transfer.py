@@ -16,7 +16,8 @@ from typing import Any
 from nasgym.runners.experiments import check_datasets, plots
 from nasgym.runners.experiments.metrics import RunData, mean_and_interval
 from nasgym.runners.experiments.report import format_value, markdown_table
-from nasgym.runners.search import CHECKPOINT, SearchSettings, run_search
+from nasgym.runners.run_folder import RunFolder
+from nasgym.runners.search import SearchSettings, run_search
 
 VARIANTS = ("frozen", "fine_tuned", "scratch", "random")
 VARIANT_LABELS = {
@@ -40,19 +41,15 @@ class TransferSettings:
     agent_options: dict[str, Any] = field(default_factory=dict)
 
 
-def _done(folder: Path, steps: int) -> bool:
-    summary = folder / "summary.json"
-    return summary.exists() and json.loads(summary.read_text())["steps"] >= steps
-
-
 def _phase(folder: Path, settings: SearchSettings, start_from: Path | None, learn: bool, progress: bool) -> None:
-    if _done(folder, settings.steps):
+    if RunFolder(folder).completed_steps() >= settings.steps:
         return
     if progress:
         mode = "learning" if learn else "frozen"
         print(f"{settings.agent} on {settings.dataset} ({mode}, {settings.steps} steps) -> {folder}", flush=True)
-    resume = (folder / "episodes.csv").exists()
-    run_search(folder, settings, resume=resume, progress=progress, start_from=start_from, learn=learn)
+    run_search(
+        folder, settings, resume=RunFolder(folder).holds_search(), progress=progress, start_from=start_from, learn=learn
+    )
 
 
 def run_transfer(out_dir: str | Path, settings: TransferSettings, progress: bool = True) -> dict[str, Any]:
@@ -71,7 +68,7 @@ def run_transfer(out_dir: str | Path, settings: TransferSettings, progress: bool
         for number, dataset in enumerate(settings.train, start=1):
             folder = root / "train" / f"{number}-{dataset}"
             _phase(folder, search(settings.agent, dataset, settings.steps_train), policy, True, progress)
-            policy = folder / CHECKPOINT
+            policy = RunFolder(folder).checkpoint
         for dataset in settings.eval:
             base = root / "eval" / dataset
             agent_steps = search(settings.agent, dataset, settings.steps_eval)
