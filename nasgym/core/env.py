@@ -10,7 +10,7 @@ import numpy as np
 from gymnasium import spaces
 
 from nasgym.core import settings
-from nasgym.core.config import SETTINGS_CLASSES, make_configs
+from nasgym.core.config import SETTINGS_CLASSES, EnvConfig, make_configs
 from nasgym.core.errors import ArchitectureError, ConfigError
 from nasgym.core.evaluation import Evaluation
 from nasgym.core.evaluator import Evaluator, TrainingEvaluator
@@ -101,15 +101,13 @@ class NASEnv(gym.Env[np.ndarray, int]):
 
     def __init__(
         self,
-        dataset: str | None = None,
+        dataset: str = EnvConfig.dataset,
         *,
         evaluator: Evaluator | None = None,
         render_mode: str | None = None,
         **options: Any,
     ):
-        if dataset is not None:
-            options["dataset"] = dataset
-        self.config, self.train_config = make_configs(options)
+        self.config, self.train_config = make_configs({"dataset": dataset, **options})
         if render_mode not in (None, "ansi"):
             raise ConfigError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         if evaluator is not None and not callable(getattr(evaluator, "evaluate", None)):

@@ -19,6 +19,8 @@ import gymnasium as gym
 from tqdm.auto import tqdm
 
 import agents
+from nasgym.core import settings
+from nasgym.core.config import make_configs
 from nasgym.core.errors import CheckpointError, ConfigError, NasGymError
 from nasgym.runners.episode_log import EpisodeLogger, ProgressLog
 from nasgym.runners.experiments.plots import plot_search
@@ -39,11 +41,14 @@ class SearchSettings:
     agent_options: dict[str, Any] = field(default_factory=dict)
 
     def comparable(self) -> dict[str, Any]:
-        """The settings as stored in JSON (tuples become lists), without what may change on resume."""
-        stored = json.loads(json.dumps(asdict(self)))
-        stored["env_options"] = {k: v for k, v in stored["env_options"].items() if k not in REWARD_NEUTRAL_OPTIONS}
-        del stored["steps"]  # the budget may grow
-        return stored
+        """What must match for a search to continue another: every environment option with its default filled
+        in (so a run stored before a new option existed still matches), as JSON, without what may change."""
+        env_config, train_config = make_configs(self.env_options)
+        options = {**settings.flatten(env_config), **settings.flatten(train_config)}
+        env_options = {k: v for k, v in options.items() if k not in REWARD_NEUTRAL_OPTIONS | {"dataset"}}
+        comparable = {**asdict(self), "env_options": env_options}
+        del comparable["steps"]  # the budget may grow
+        return json.loads(json.dumps(comparable))
 
 
 def _resume_step(folder: RunFolder, settings: SearchSettings, resume: bool) -> int:

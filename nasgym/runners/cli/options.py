@@ -45,14 +45,18 @@ def env_settings(with_dataset: bool = True) -> list[settings.Setting]:
     return [s for s in settings.settings_of(*SETTINGS_CLASSES) if with_dataset or s.name != "dataset"]
 
 
-def add_env_options(parser: argparse.ArgumentParser, with_dataset: bool = True) -> None:
+def add_env_options(
+    parser: argparse.ArgumentParser, with_dataset: bool = True, default_help: dict[str, str] | None = None
+) -> None:
     """A flag per ``NAS-v0`` keyword, NasGym's values as defaults (``help(nasgym.core.env.NASEnv)``).
 
-    A command changes defaults with ``parser.set_defaults(name=value)``; the help shows the effective ones.
+    A command changes defaults with ``parser.set_defaults(name=value)``; the help shows the effective ones, or
+    ``default_help[name]`` where a default depends on other flags.
     """
     group = parser.add_argument_group("environment and child training (the NAS-v0 keywords)")
     for setting in env_settings(with_dataset):
-        help_text = f"{setting.help} (default %(default)s)".replace("%", "%%").replace("%%(default)s", "%(default)s")
+        default = (default_help or {}).get(setting.name, "%(default)s")
+        help_text = setting.help.replace("%", "%%") + f" (default {default})"
         if setting.type is bool:
             group.add_argument(
                 flag_of(setting.name),

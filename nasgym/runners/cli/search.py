@@ -54,7 +54,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="begin with a saved agent (e.g. trained elsewhere) instead of a new one",
     )
     parser.add_argument("--frozen", action="store_true", help="with --start-from: run its policy without learning")
-    add_env_options(parser)
+    add_env_options(parser, default_help={"reward": "final for reinforce, as in Zoph & Le; per_step otherwise"})
     parser.set_defaults(handler=run, reward=None)
 
 
