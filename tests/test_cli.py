@@ -30,11 +30,20 @@ def test_train_prints_accuracy_time_and_parameters(capsys):
         (["search", "--steps", "3", "--set", "colour=blue", *TINY_FLAGS], "colour"),
     ],
 )
-def test_bad_input_is_one_line_without_traceback(argv, message):
-    completed = subprocess.run([sys.executable, "-m", "nasgym", *argv], capture_output=True, text=True, timeout=120)
-    assert completed.returncode == 2
-    assert message in completed.stderr and "Traceback" not in completed.stderr
-    assert len(completed.stderr.strip().splitlines()) == 1
+def test_bad_input_is_one_line_without_traceback(argv, message, capsys):
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert message in error and len(error.strip().splitlines()) == 1
+
+
+def test_the_installed_command_reports_errors_in_one_line():
+    completed = subprocess.run(
+        [sys.executable, "-m", "nasgym", "train", "c3-x2"], capture_output=True, text=True, timeout=120
+    )
+    assert completed.returncode == 2 and "Traceback" not in completed.stderr
+    assert completed.stderr.strip() == "nasgym: error: unknown layer 'x2' in architecture 'c3-x2'; use tokens " + (
+        "c1 c3 c5 m2 m3 a2 a3 t joined by '-', e.g. 'c3-m2-c5-t'"
+    )
 
 
 def test_random_search_writes_every_step_and_resumes(tmp_path, capsys):

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
+from support import TINY
 
 import nasgym  # noqa: F401  (registers NAS-v0)
 from nasgym.core.errors import ArchitectureError, DatasetError
 from nasgym.core.evaluator import FunctionEvaluator
 from nasgym.core.search_space import Architecture
-from tests.conftest import TINY
 
 INFO_KEYS = {"architecture", "nsc", "layers", "valid", "accuracy", "from_cache", "train_seconds", "parameters",
              "failure"}  # fmt: skip

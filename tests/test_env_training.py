@@ -1,9 +1,10 @@
 """Real child training through NAS-v0 on digits: it learns, it is deterministic, failures become reward 0."""
 
 import gymnasium as gym
+import pytest
+from support import TINY
 
 import nasgym  # noqa: F401
-from tests.conftest import TINY
 
 
 def step_through(env: gym.Env, text: str) -> tuple[float, dict]:
@@ -35,6 +36,7 @@ def test_diverging_training_gives_zero_reward_with_the_reason():
     assert reward == 0.0 and "non-finite training loss" in info["failure"]
 
 
+@pytest.mark.slow
 def test_nasgym_protocol_on_digits_is_accurate_and_cached():
     """Done-when of the NAS-v0 issue: 12 epochs at 84x84, a 4-layer network, > 0.9; the repeat is cached."""
     env = gym.make("NAS-v0", dataset="digits", device="cpu", reward="final")  # train only the final network

@@ -1,13 +1,13 @@
 """The batch evaluator: same rewards as one by one, in any order or concurrency, through the cache."""
 
 import pytest
+from support import TINY
 
 from nasgym.core.datasets import load_dataset
 from nasgym.core.evaluator import TrainingEvaluator
 from nasgym.core.reward_cache import RewardCache
 from nasgym.core.search_space import Architecture
 from nasgym.core.trainer import TrainConfig
-from tests.conftest import TINY
 
 CONFIG = TrainConfig(epochs=TINY["epochs"], batch_size=TINY["batch_size"])
 BATCH = [Architecture.parse(text) for text in ("c3-m2", "a2-c1", "c3-m2-t", "c5", "m2-a2")]  # c3-m2 twice

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.image import imread
+from support import TINY
 
 import agents
 from nasgym.runners.cli import main
-from tests.conftest import TINY
 
 FLAGS = ["--epochs", "1", "--image-size", "12", "--max-samples", "200", "--batch-size", str(TINY["batch_size"]),
          "--device", "cpu", "--no-progress"]  # fmt: skip

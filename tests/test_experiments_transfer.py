@@ -5,10 +5,10 @@ import json
 import math
 
 import numpy as np
+from support import OMNIGLOT_DIR, needs_omniglot
 
 from nasgym.runners.cli import main
 from nasgym.runners.experiments.transfer import VARIANTS
-from tests.conftest import OMNIGLOT_DIR
 from tests.test_experiments_bench import assert_png_with_data
 
 FLAGS = ["--epochs", "1", "--image-size", "12", "--max-samples", "300", "--batch-size", "64", "--device", "cpu",
@@ -20,6 +20,7 @@ def rewards(folder) -> list[float]:
         return [float(row["reward"]) for row in csv.DictReader(handle)]
 
 
+@needs_omniglot
 def test_transfer_chains_training_and_compares_four_ways_on_the_held_out_set(tmp_path):
     assert main(["data", "prepare", "omniglot_small2", "--manual-dir", str(OMNIGLOT_DIR)]) == 0
     out = tmp_path / "transfer"

@@ -6,6 +6,8 @@ import sqlite3
 
 import gymnasium as gym
 import pytest
+from cache_writer import write_many
+from support import TINY
 
 import nasgym  # noqa: F401
 from nasgym.core.datasets import load_dataset
@@ -16,8 +18,6 @@ from nasgym.core.network import NetworkConfig
 from nasgym.core.reward_cache import RewardCache, reward_key
 from nasgym.core.search_space import Architecture
 from nasgym.core.trainer import TrainConfig
-from tests.cache_writer import write_many
-from tests.conftest import TINY
 
 
 @pytest.fixture(scope="module")

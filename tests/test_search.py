@@ -14,9 +14,8 @@ from pathlib import Path
 import gymnasium as gym
 import pytest
 import torch
-from conftest import TINY
+from support import TINY, toy_env, toy_reward
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from test_agents import toy_env, toy_reward
 
 import agents
 from nasgym.core.evaluator import FunctionEvaluator
