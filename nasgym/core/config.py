@@ -4,6 +4,7 @@ field of one of them, where its default is written once."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -25,6 +26,9 @@ class EnvConfig:
     """Rows per episode, the terminal row included."""
     image_size: int = DEFAULT_IMAGE_SIZE
     """Images are resized to this side, 3 channels, scaled to [0, 1]; it decides which layers fit."""
+    observation: Literal["nsc", "onehot"] = "nsc"
+    """`nsc`: the NSC matrix, int64 (max_layers, 5); `onehot`: a flat float32 vector (a one-hot layer per row) that
+    every RL library takes without wrappers."""
     max_samples: int | None = None
     """Train and score on a fixed random subset of this many images (None: all)."""
     device: str = "auto"
@@ -37,6 +41,8 @@ class EnvConfig:
     """The reward cache file (default ~/.cache/nasgym/rewards.sqlite, or $NASGYM_HOME/rewards.sqlite)."""
 
     def __post_init__(self) -> None:
+        if isinstance(self.dataset, os.PathLike):  # a path is a folder of images
+            object.__setattr__(self, "dataset", f"folder:{os.fspath(self.dataset)}")
         settings.check_fields(self)
         if self.max_layers < 1:
             raise ConfigError(f"max_layers must be at least 1, got {self.max_layers}")

@@ -9,12 +9,12 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from nasgym.core import settings
+from nasgym.core import observation, settings
 from nasgym.core.config import SETTINGS_CLASSES, EnvConfig, make_configs
 from nasgym.core.errors import ArchitectureError, ConfigError
 from nasgym.core.evaluation import Evaluation
 from nasgym.core.evaluator import Evaluator, TrainingEvaluator
-from nasgym.core.search_space import N_ACTIONS, TERMINAL, Architecture, action_mask
+from nasgym.core.search_space import N_ACTIONS, Architecture, action_mask
 
 
 class NASEnv(gym.Env[np.ndarray, int]):
@@ -40,9 +40,10 @@ class NASEnv(gym.Env[np.ndarray, int]):
 
     ## Observation Space
 
-    The NSC matrix, `Box(0, max(max_layers, 7), (max_layers, 5), int64)`: row `i` is
-    `[i + 1, type, kernel, i, 0]` for the i-th layer appended (type 1 conv, 2 max-pool, 3 avg-pool,
-    7 terminal), rows not used yet are zero.
+    `observation="nsc"` (default): the NSC matrix, `Box(0, max(max_layers, 7), (max_layers, 5), int64)`: row `i`
+    is `[i + 1, type, kernel, i, 0]` for the i-th layer appended (type 1 conv, 2 max-pool, 3 avg-pool,
+    7 terminal), rows not used yet are zero. `observation="onehot"`: `Box(0, 1, (max_layers * 9,), float32)`,
+    each row's layer one-hot (empty or one of the 8 actions), the form MLP policies of any RL library take.
 
     ## Rewards
 
@@ -119,7 +120,7 @@ class NASEnv(gym.Env[np.ndarray, int]):
         self.evaluator = evaluator or TrainingEvaluator.from_config(self.config, self.train_config)
 
         self.action_space = spaces.Discrete(N_ACTIONS)
-        self.observation_space = spaces.Box(0, max(self.max_layers, TERMINAL), (self.max_layers, 5), dtype=np.int64)
+        self.observation_space = observation.observation_space(self.config.observation, self.max_layers)
         self.architecture = Architecture(())
         self._done = False
 
@@ -190,12 +191,12 @@ class NASEnv(gym.Env[np.ndarray, int]):
 
     # -- helpers ------------------------------------------------------------------------------------
     def _observation(self) -> np.ndarray:
-        return self.architecture.nsc(self.max_layers)
+        return observation.encode(self.config.observation, self.architecture.nsc(self.max_layers))
 
     def _info(self, valid: bool, evaluation: Evaluation) -> dict[str, Any]:
         return {
             "architecture": str(self.architecture),
-            "nsc": self._observation(),
+            "nsc": self.architecture.nsc(self.max_layers),
             "layers": len(self.architecture),
             "valid": valid,
             **evaluation.info(),
