@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import http.server
 import os
 import shutil
@@ -14,10 +15,12 @@ import pytest
 
 import nasgym  # noqa: F401
 import nasgym.core.datasets.builders.dtd as dtd_builder
+import nasgym.runners.cli.data as data_cli
 from nasgym.core.datasets import load_dataset
-from nasgym.core.datasets.archives import default_manual_dir, sha256_file
-from nasgym.core.datasets.prepare import is_prepared, prepare, prepared_info, remove_abandoned_staging
+from nasgym.core.datasets.archives import default_manual_dir
+from nasgym.core.datasets.prepare import is_prepared, prepare, prepared_info
 from nasgym.core.datasets.specs import get_spec
+from nasgym.core.datasets.storage import remove_abandoned_staging
 from nasgym.core.errors import DatasetError
 from nasgym.runners.cli import main
 from tests.conftest import OMNIGLOT_DIR, TINY
@@ -42,7 +45,7 @@ def test_checksum_mismatch_names_the_file_and_both_digests(tmp_path: Path):
         prepare("omniglot_small1", tmp_path / "data", manual, download=False)
     message = str(error.value)
     assert str(manual / SMALL1) in message and get_spec("omniglot_small1").archives[0].sha256 in message
-    assert sha256_file(manual / SMALL1) in message
+    assert hashlib.sha256((manual / SMALL1).read_bytes()).hexdigest() in message
     assert (manual / SMALL1).exists()  # a user's own file is reported, never deleted
     assert_nothing_left(tmp_path / "data", "omniglot_small1")
 
@@ -114,6 +117,33 @@ def test_an_interrupted_prepare_leaves_nothing_behind(tmp_path: Path, monkeypatc
     assert is_prepared(spec, data_dir)
 
 
+def test_ctrl_c_in_data_prepare_says_nothing_was_published(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+):
+    manual, data_dir = tmp_path / "manual", tmp_path / "data"
+    manual.mkdir()
+    make_dtd(manual)
+    spec = own_spec("dtd", manual, classes=3, images=12)
+    real = dtd_builder.checked_image
+    calls = []
+
+    def interrupted_after_five(data: bytes, where: str) -> bytes:
+        calls.append(where)
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        return real(data, where)
+
+    monkeypatch.setattr(dtd_builder, "checked_image", interrupted_after_five)
+    monkeypatch.setattr(data_cli, "get_spec", lambda name: spec)
+    args = ["data", "prepare", "dtd", "--manual-dir", str(manual), "--data-dir", str(data_dir)]
+    assert main(args) == 130
+    (said,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("nasgym:")]
+    assert said.startswith("nasgym: interrupted; nothing was published") and "run the same command again" in said
+    assert_nothing_left(data_dir, "dtd")
+    monkeypatch.setattr(dtd_builder, "checked_image", real)
+    assert main(args) == 0 and is_prepared(spec, data_dir)
+
+
 def test_wrong_counts_are_refused_before_publishing(tmp_path: Path):
     manual, data_dir = tmp_path / "manual", tmp_path / "data"
     manual.mkdir()
@@ -126,10 +156,12 @@ def test_wrong_counts_are_refused_before_publishing(tmp_path: Path):
 def test_staging_left_by_a_killed_prepare_is_removed(tmp_path: Path):
     dead = tmp_path / ".incomplete-dtd-999999999-abcd1234"  # no process has this id
     (dead / "nasgym_dtd").mkdir(parents=True)
+    dead_download = tmp_path / ".incomplete-dtd-r1.0.1.tar.gz-999999999-0123abcd"
+    dead_download.write_bytes(b"half an archive")
     alive = tmp_path / f".incomplete-dtd-{os.getpid()}-abcd1234"
     alive.mkdir()
-    assert remove_abandoned_staging(tmp_path) == [dead]
-    assert not dead.exists() and alive.exists()
+    assert remove_abandoned_staging(tmp_path) == [dead, dead_download]
+    assert not dead.exists() and not dead_download.exists() and alive.exists()
 
 
 def test_data_list_shows_what_is_prepared_where(tmp_path: Path, capsys: pytest.CaptureFixture):
@@ -169,3 +201,19 @@ def test_downloads_are_verified_and_kept_only_when_whole(tmp_path: Path, local_s
     prepare(spec, tmp_path / "data", download=True)
     assert (tmp_path / "data" / "downloads" / SMALL1).stat().st_size == spec.archives[0].size
     assert prepared_info(spec, tmp_path / "data")["archives"][0]["verified"]
+
+
+def test_a_download_cut_midway_is_not_kept(tmp_path: Path, local_server, monkeypatch: pytest.MonkeyPatch):
+    served, url = local_server
+    shutil.copy(OMNIGLOT_DIR / SMALL1, served / SMALL1)
+
+    def send_half(handler, source, out) -> None:  # the connection drops after half of the announced bytes
+        data = source.read()
+        out.write(data[: len(data) // 2])
+
+    monkeypatch.setattr(http.server.SimpleHTTPRequestHandler, "copyfile", send_half)
+    for size in (get_spec("omniglot_small1").archives[0].size, None):  # with the size known, and without
+        spec = get_spec("omniglot_small1").with_archives({SMALL1: {"url": url + SMALL1, "size": size}})
+        with pytest.raises(DatasetError, match=rf"downloading failed \({SMALL1}: .*put {SMALL1} \("):
+            prepare(spec, tmp_path / "data", download=True)
+        assert not list((tmp_path / "data" / "downloads").iterdir())

@@ -1,23 +1,34 @@
-"""A dataset's original files: found in the manual directory or downloaded, then checked by size and sha256."""
+"""A dataset's original files: found in the manual directory or downloaded, then checked by size and sha256.
+
+Downloading and hashing go through pooch. Its ``retrieve`` is not used: with a digest it deletes a mismatched
+download and reports it in its own words, without the file's size or path; without one it hashes the whole
+file again only to log the digest. So pooch's downloader writes to a private name, and the size and sha256
+are checked here before the file takes its real name: a cut download never looks like a whole archive.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import os
-import urllib.request
-import uuid
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import pooch
 from tqdm.auto import tqdm
 
 from nasgym.core.datasets.specs import ArchiveSpec, DatasetSpec
+from nasgym.core.datasets.storage import (
+    disk_errors,
+    ensure_free,
+    remove_abandoned_staging,
+    staging_path,
+    writable_dir,
+)
 from nasgym.core.errors import DatasetError
 from nasgym.core.paths import default_data_dir
 
 _CHUNK = 1 << 20
-_QUIET_BELOW = 64 << 20  # files smaller than this are hashed without a progress bar
+_TIMEOUT = 30  # seconds without data before a download is given up
 
 
 @dataclass(frozen=True)
@@ -39,31 +50,25 @@ def default_manual_dir(data_dir: str | Path | None = None) -> Path:
     return downloads_dir(data_dir) / "manual"
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    size = path.stat().st_size
-    with open(path, "rb") as file, tqdm(
-        total=size, unit="B", unit_scale=True, desc=f"sha256 {path.name}", disable=size < _QUIET_BELOW, leave=False
-    ) as bar:  # fmt: skip
-        while chunk := file.read(_CHUNK):
-            digest.update(chunk)
-            bar.update(len(chunk))
-    return digest.hexdigest()
-
-
-def verify_archive(path: Path, archive: ArchiveSpec) -> VerifiedArchive:
+def verify_archive(path: Path, archive: ArchiveSpec, downloaded: bool = False) -> VerifiedArchive:
     """Check ``path`` against the archive's known size and sha256; say which file and both values if not."""
+    what = f"the download of {archive.url}" if downloaded else str(path)
+    fix = (
+        "it was not kept; try again later, or fetch the file by hand and pass --manual-dir"
+        if downloaded
+        else f"replace it with {archive.name} from {archive.url}"
+    )
     size = path.stat().st_size
     if archive.size is not None and size != archive.size:
         raise DatasetError(
-            f"size mismatch for {path}: expected {archive.size:,} bytes, got {size:,}; the file is incomplete or "
-            f"another version: replace it with {archive.name} from {archive.url}"
+            f"size mismatch for {what}: expected {archive.size:,} bytes, got {size:,}; the file is incomplete or "
+            f"another version: {fix}"
         )
-    digest = sha256_file(path)
+    digest = pooch.file_hash(str(path))
     if archive.sha256 is not None and digest != archive.sha256:
         raise DatasetError(
-            f"checksum mismatch for {path}: expected sha256 {archive.sha256}, got {digest}; the file is damaged "
-            f"or another version: replace it with {archive.name} from {archive.url}"
+            f"checksum mismatch for {what}: expected sha256 {archive.sha256}, got {digest}; the file is damaged "
+            f"or another version: {fix}"
         )
     if archive.sha256 is None:
         warnings.warn(
@@ -80,20 +85,24 @@ def _describe(archive: ArchiveSpec) -> str:
 
 
 def _download(archive: ArchiveSpec, directory: Path) -> VerifiedArchive:
-    """Download to a ``.part`` file, verify it, then rename: a cut download never looks like a whole archive."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Download to a private name, verify it, then rename: a cut or damaged download is never kept."""
+    writable_dir(directory)
+    remove_abandoned_staging(directory)
+    if archive.size is not None:
+        ensure_free(directory, archive.size)
     target = directory / archive.name
-    part = directory / f".{archive.name}.{uuid.uuid4().hex[:8]}.part"
-    request = urllib.request.Request(archive.url, headers={"User-Agent": "nasgym"})
+    part = staging_path(directory, archive.name)
+    # pooch sets the bar's total from Content-Length, after testing the bar's truth, which tqdm ties to a total.
+    bar = tqdm(total=archive.size or 1, unit="B", unit_scale=True, desc=f"download {archive.name}")
     try:
-        with urllib.request.urlopen(request, timeout=30) as response, open(part, "wb") as file:
-            total = int(response.headers.get("Content-Length") or 0) or archive.size
-            with tqdm(total=total, unit="B", unit_scale=True, desc=f"download {archive.name}") as bar:
-                while chunk := response.read(_CHUNK):
-                    file.write(chunk)
-                    bar.update(len(chunk))
-        verified = verify_archive(part, archive)
-        os.replace(part, target)
+        with disk_errors(directory), bar:
+            downloader = pooch.HTTPDownloader(
+                progressbar=bar, chunk_size=_CHUNK, timeout=_TIMEOUT, headers={"User-Agent": "nasgym"}
+            )
+            downloader(archive.url, str(part), None)
+        verified = verify_archive(part, archive, downloaded=True)
+        with disk_errors(directory):
+            os.replace(part, target)
         return replace(verified, path=target)
     finally:
         part.unlink(missing_ok=True)
@@ -119,7 +128,7 @@ def fetch_archives(
             try:
                 downloaded[archive.name] = _download(archive, downloads_dir(data_dir))
                 missing.remove(archive)
-            except OSError as error:  # URLError, timeouts and HTTP errors are all OSErrors
+            except OSError as error:  # requests' connection, timeout and HTTP errors are OSErrors
                 reasons.append(f"{archive.name}: {error}")
     if missing:
         files = ", ".join(_describe(archive) for archive in missing)

@@ -1,14 +1,21 @@
-"""The dataset interface the environment trains on, and the array helpers every loader shares."""
+"""The dataset interface the environment trains on, the checks of its settings, and the shared array helpers."""
 
 from __future__ import annotations
 
 import hashlib
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from numbers import Integral
 
 import numpy as np
+import psutil
 import torch
 import torch.nn.functional as F
+
+from nasgym.core.errors import ConfigError
+
+_RESIZE_BYTES = 256 << 20  # float32 working memory of one resize batch
 
 
 @dataclass(frozen=True)
@@ -39,32 +46,81 @@ class ImageData:
 
 
 class Dataset(ABC):
-    """A named image-classification source. Loaders of the Meta-Dataset sets and of folders plug in here."""
+    """A named image-classification source. Loaders of the Meta-Dataset sets and of folders plug in here.
+
+    ``n_images`` is known before loading, so an image size whose arrays would not fit is refused up front.
+    """
 
     name: str
     n_classes: int
+    n_images: int
 
     @abstractmethod
     def load(self, image_size: int) -> ImageData:
         """All images, resized to ``image_size`` x ``image_size`` x 3, uint8."""
 
 
+def check_image_size(image_size: object, n_images: int, name: str) -> int:
+    """``image_size`` as an int; refused before anything is allocated where ``n_images`` would not fit in memory."""
+    available = psutil.virtual_memory().available
+    largest = math.isqrt(available // (3 * max(n_images, 1)))
+    if isinstance(image_size, bool) or not isinstance(image_size, Integral) or not 1 <= image_size <= largest:
+        need = ""
+        if isinstance(image_size, Integral) and image_size > largest:
+            need = (
+                f" ({n_images:,} images x {image_size} x {image_size} x 3 = {n_images * 3 * image_size**2:,} bytes, "
+                f"{available:,} of memory available)"
+            )
+        raise ConfigError(
+            f"image_size must be a whole number of pixels from 1 to {largest} for {name}, got {image_size!r}{need}"
+        )
+    return int(image_size)
+
+
+def check_max_samples(max_samples: object) -> int | None:
+    """None (every image) or an int of at least 2: the trainer needs a training and a validation image."""
+    if max_samples is None:
+        return None
+    if isinstance(max_samples, bool) or not isinstance(max_samples, Integral) or max_samples < 2:
+        raise ConfigError(f"max_samples must be an int of at least 2, or None for every image; got {max_samples!r}")
+    return int(max_samples)
+
+
+class Fingerprint:
+    """The sha256 of ``fingerprint_arrays`` taken piece by piece: the images' bytes in order, then the labels'."""
+
+    def __init__(
+        self, images_shape: tuple[int, ...], images_dtype: object, labels_shape: tuple[int, ...], labels_dtype: object
+    ):
+        header = (tuple(images_shape), str(np.dtype(images_dtype)), tuple(labels_shape), str(np.dtype(labels_dtype)))
+        self._digest = hashlib.sha256(repr(header).encode())
+
+    def update(self, array: np.ndarray) -> None:
+        self._digest.update(np.ascontiguousarray(array).data)
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+
 def fingerprint_arrays(images: np.ndarray, labels: np.ndarray) -> str:
     """sha256 of the arrays' shapes and bytes (a few hundred MB/s; loaders with big data store it)."""
-    digest = hashlib.sha256()
-    digest.update(repr((images.shape, str(images.dtype), labels.shape, str(labels.dtype))).encode())
-    digest.update(np.ascontiguousarray(images).data)
-    digest.update(np.ascontiguousarray(labels).data)
-    return digest.hexdigest()
+    fingerprint = Fingerprint(images.shape, images.dtype, labels.shape, labels.dtype)
+    fingerprint.update(images)
+    fingerprint.update(labels)
+    return fingerprint.hexdigest()
 
 
 def resize_images(images: np.ndarray, size: int, chunk: int = 512) -> np.ndarray:
-    """Resize uint8 ``(N, H, W, C)`` to ``(N, size, size, 3)`` uint8; grey images are repeated to 3 channels."""
+    """Resize uint8 ``(N, H, W, C)`` to ``(N, size, size, 3)`` uint8; grey images are repeated to 3 channels.
+
+    At most ``chunk`` images at a time, fewer for big sizes so a batch's float copy stays near 256 MB.
+    """
     if images.ndim == 3:
         images = images[..., None]
     n, height, width, channels = images.shape
     if channels not in (1, 3):
         raise ValueError(f"expected 1 or 3 channels, got {channels}")
+    chunk = max(1, min(chunk, _RESIZE_BYTES // (4 * channels * size * size)))
     out = np.empty((n, size, size, 3), dtype=np.uint8)
     for start in range(0, n, chunk):
         batch = torch.from_numpy(np.ascontiguousarray(images[start : start + chunk])).permute(0, 3, 1, 2)
@@ -82,10 +138,9 @@ def resize_images(images: np.ndarray, size: int, chunk: int = 512) -> np.ndarray
 
 def subsample(data: ImageData, max_samples: int | None, seed: int = 0) -> ImageData:
     """A fixed random subset of ``max_samples`` images (for quick tests and small budgets)."""
+    max_samples = check_max_samples(max_samples)
     if max_samples is None or max_samples >= len(data):
         return data
-    if max_samples < 2:
-        raise ValueError(f"max_samples must be at least 2, got {max_samples}")
     keep = np.sort(np.random.default_rng(seed).permutation(len(data))[:max_samples])
     images, labels = data.images[keep], data.labels[keep]
     return ImageData(data.name, images, labels, data.n_classes, fingerprint_arrays(images, labels))

@@ -13,6 +13,7 @@ class DigitsDataset(Dataset):
 
     name = "digits"
     n_classes = envs_data.load("datasets")["digits"]["classes"]
+    n_images = envs_data.load("datasets")["digits"]["images"]
 
     def load(self, image_size: int) -> ImageData:
         from sklearn.datasets import load_digits

@@ -7,6 +7,7 @@ is added, removed or changed (the listing of paths, sizes and modification times
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +23,33 @@ BATCH = 128
 
 
 def read_image(path: Path) -> np.ndarray:
-    """An image file as uint8 RGB; a file PIL cannot decode is reported by its path."""
+    """An image file as uint8 RGB; a file that cannot be read or decoded is reported by its path."""
     try:
         with Image.open(path) as image:
             return np.asarray(image.convert("RGB"))
+    except (PermissionError, FileNotFoundError) as error:
+        reason = error.strerror
+        raise DatasetError(f"image {path} cannot be read ({reason}); fix its permissions or remove it") from error
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise DatasetError(f"corrupt image {path}: {error}; delete or replace it") from error
+
+
+def image_files(folder: Path, suffixes: set[str]) -> list[Path]:
+    """The image files anywhere below ``folder``, sorted; a subfolder that cannot be listed is an error."""
+
+    def unreadable(error: OSError) -> None:
+        raise DatasetError(
+            f"class folder {folder} cannot be read ({error.filename}: {error.strerror}); "
+            "fix its permissions or remove it"
+        ) from error
+
+    found = []
+    for parent, _, files in os.walk(folder, onerror=unreadable):
+        for name in files:
+            file = Path(parent) / name
+            if file.suffix.lower() in suffixes and not name.startswith(".") and file.is_file():
+                found.append(file)
+    return sorted(found)
 
 
 class FolderDataset(Dataset):
@@ -41,13 +63,13 @@ class FolderDataset(Dataset):
         if not self.path.is_dir():
             raise DatasetError(f"{self.path} is not a folder; folder:PATH needs a folder with one subfolder per class")
         suffixes = {suffix for suffix, kind in Image.registered_extensions().items() if kind in Image.OPEN}
-        self.classes = sorted(d.name for d in self.path.iterdir() if d.is_dir() and not d.name.startswith("."))
+        try:
+            self.classes = sorted(d.name for d in self.path.iterdir() if d.is_dir() and not d.name.startswith("."))
+        except OSError as error:
+            raise DatasetError(f"folder {self.path} cannot be read ({error.strerror}); fix its permissions") from error
         self.files: list[tuple[Path, int]] = []
         for label, name in enumerate(self.classes):
-            found = sorted(
-                file for file in (self.path / name).rglob("*")
-                if file.is_file() and file.suffix.lower() in suffixes and not file.name.startswith(".")
-            )  # fmt: skip
+            found = image_files(self.path / name, suffixes)
             if not found:
                 raise DatasetError(f"class folder {self.path / name} holds no images; add some or remove it")
             self.files.extend((file, label) for file in found)
@@ -56,6 +78,7 @@ class FolderDataset(Dataset):
                 f"{self.path} has {len(self.classes)} class folder(s); put each class's images in its own subfolder"
             )
         self.n_classes = len(self.classes)
+        self.n_images = len(self.files)
         self.data_dir = data_root(data_dir)
 
     def listing(self) -> str:

@@ -3,7 +3,12 @@
 A cache folder ``<size>px/`` holds ``images.npy`` (uint8 ``(N, size, size, 3)``, opened memory-mapped),
 ``labels.npy`` and ``meta.json`` (class count, the arrays' fingerprint so big datasets are not re-hashed
 at every start, and a ``source`` token that says which data it was made from). It is written under a
-temporary name and renamed into place whole, so an interrupted or failed build leaves no cache behind.
+staging name and renamed into place whole, so an interrupted or failed build leaves no cache behind, and
+one left by a killed process is removed by the next build beside it.
+
+The images are written batch by batch into an open file after the ``.npy`` header, not through a memory
+map: on a full disk a write to a mapped page kills the process with SIGBUS, while ``write`` fails with
+ENOSPC, which becomes a DatasetError. The free space is checked before the first byte too.
 """
 
 from __future__ import annotations
@@ -11,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,9 +25,18 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from nasgym.core.datasets.base import ImageData, fingerprint_arrays
+from nasgym.core.datasets.base import Fingerprint, ImageData
+from nasgym.core.datasets.storage import (
+    disk_errors,
+    ensure_free,
+    new_staging_dir,
+    remove_abandoned_staging,
+    staging_path,
+    writable_dir,
+)
 
 CACHE_FORMAT = 1
+_HEADROOM = 1 << 16  # bytes for the .npy headers and meta.json
 Job = TypeVar("Job")
 
 
@@ -57,44 +70,67 @@ def write_cache(
     batches: Iterable[tuple[np.ndarray, np.ndarray]],
 ) -> ImageData:
     """Fill a new cache from ``batches`` of (images, labels) in order, then publish it in one rename."""
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = directory.parent / f".incomplete-{directory.name}-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
+    root = directory.parent
     try:
-        images = np.lib.format.open_memmap(
-            staging / "images.npy", mode="w+", dtype=np.uint8, shape=(n_images, image_size, image_size, 3)
-        )
-        labels = np.empty(n_images, dtype=np.int64)
-        filled = 0
-        for batch_images, batch_labels in batches:
-            images[filled : filled + len(batch_images)] = batch_images
-            labels[filled : filled + len(batch_labels)] = batch_labels
-            filled += len(batch_images)
-        if filled != n_images:
-            raise RuntimeError(f"cache of {name}: expected {n_images} images, got {filled}")
-        images.flush()
-        np.save(staging / "labels.npy", labels)
-        meta = {
-            "format": CACHE_FORMAT, "name": name, "source": source, "image_size": image_size, "images": n_images,
-            "n_classes": n_classes, "fingerprint": fingerprint_arrays(images, labels),
-        }  # fmt: skip
-        del images
-        (staging / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        _publish(staging, directory)
+        writable_dir(root)
+        remove_abandoned_staging(root)
+        ensure_free(root, n_images * (3 * image_size**2 + np.dtype(np.int64).itemsize) + _HEADROOM)
+        with disk_errors(root):
+            staging = new_staging_dir(root, directory.name)
+            try:
+                labels, fingerprint = _write_images(staging / "images.npy", name, image_size, n_images, batches)
+                np.save(staging / "labels.npy", labels)
+                meta = {
+                    "format": CACHE_FORMAT,
+                    "name": name,
+                    "source": source,
+                    "image_size": image_size,
+                    "images": n_images,
+                    "n_classes": n_classes,
+                    "fingerprint": fingerprint,
+                }
+                (staging / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+                _publish(staging, directory)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
     finally:
         if close := getattr(batches, "close", None):
             close()  # a failed build stops the decoding threads' queued work now, not when garbage-collected
-        shutil.rmtree(staging, ignore_errors=True)
     data = read_cache(directory, name, source)
     if data is None:  # another process published a different cache at the same moment
         raise RuntimeError(f"the image cache {directory} changed while it was written; run again")
     return data
 
 
+def _write_images(
+    path: Path, name: str, image_size: int, n_images: int, batches: Iterable[tuple[np.ndarray, np.ndarray]]
+) -> tuple[np.ndarray, str]:
+    """Write the ``.npy`` header, then each batch's bytes; return the labels and the arrays' fingerprint."""
+    shape = (n_images, image_size, image_size, 3)
+    labels = np.empty(n_images, dtype=np.int64)
+    fingerprint = Fingerprint(shape, np.uint8, labels.shape, labels.dtype)
+    filled = 0
+    with open(path, "wb") as file:
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_1_0(file, header)
+        for batch_images, batch_labels in batches:
+            if batch_images.shape[1:] != shape[1:] or filled + len(batch_images) > n_images:
+                raise RuntimeError(f"cache of {name}: a batch of shape {batch_images.shape} does not fit {shape}")
+            batch_images = np.ascontiguousarray(batch_images, dtype=np.uint8)
+            file.write(batch_images.data)
+            fingerprint.update(batch_images)
+            labels[filled : filled + len(batch_labels)] = batch_labels
+            filled += len(batch_images)
+    if filled != n_images:
+        raise RuntimeError(f"cache of {name}: expected {n_images} images, got {filled}")
+    fingerprint.update(labels)
+    return labels, fingerprint.hexdigest()
+
+
 def _publish(staging: Path, directory: Path) -> None:
     """Rename ``staging`` to ``directory``; a stale cache there is moved aside first and then deleted."""
     if directory.exists():
-        stale = directory.parent / f".stale-{directory.name}-{uuid.uuid4().hex[:8]}"
+        stale = staging_path(directory.parent, f"{directory.name}-stale")
         os.replace(directory, stale)
         shutil.rmtree(stale, ignore_errors=True)
     try:

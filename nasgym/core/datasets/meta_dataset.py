@@ -41,6 +41,7 @@ class MetaDataset(Dataset):
         self.spec = get_spec(name)
         self.name = name
         self.n_classes = self.spec.classes
+        self.n_images = self.spec.images
         self.data_dir = data_root(data_dir)
 
     def cache_root(self) -> Path:
@@ -62,8 +63,11 @@ class MetaDataset(Dataset):
         sources = tfds.data_source(self.spec.tfds_name, data_dir=self.data_dir, download=False)
         sources = [sources[split] for split in sorted(sources)]  # a fixed order: the fingerprint depends on it
         n_classes = sources[0].dataset_info.features["label"].num_classes
-        jobs = [(source, range(start, min(start + BATCH, len(source)))) for source in sources
-                for start in range(0, len(source), BATCH)]  # fmt: skip
+        jobs = [
+            (source, range(start, min(start + BATCH, len(source))))
+            for source in sources
+            for start in range(0, len(source), BATCH)
+        ]
 
         def decode(job: tuple) -> tuple[np.ndarray, np.ndarray]:
             source, indices = job

@@ -4,7 +4,8 @@ The builder writes into a private staging folder ``DATA_DIR/.incomplete-NAME-PID
 image has been decoded and the class and image counts match the spec is the finished version folder
 renamed to its place (tfds's layout, ``DATA_DIR/<builder>/<config>/<version>``) with ``nasgym_prepared.json``
 inside. A crash, a corrupt image or Ctrl-C therefore leaves nothing that a later run reads as whole, and
-the next prepare removes staging folders whose process has gone.
+the next prepare removes staging folders whose process has gone (``storage``). A full disk or a data
+directory nasgym may not write is a one-line DatasetError, and a copy prepared before stays as it was.
 """
 
 from __future__ import annotations
@@ -13,17 +14,22 @@ import json
 import os
 import shutil
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 from nasgym.core.datasets.archives import fetch_archives
 from nasgym.core.datasets.specs import DatasetSpec, get_spec
+from nasgym.core.datasets.storage import (
+    disk_errors,
+    ensure_free,
+    new_staging_dir,
+    remove_abandoned_staging,
+    writable_dir,
+)
 from nasgym.core.errors import DatasetError
 from nasgym.core.paths import default_data_dir
 
 MARKER = "nasgym_prepared.json"
-STAGING_PREFIX = ".incomplete-"
 
 
 def data_root(data_dir: str | Path | None = None) -> Path:
@@ -61,18 +67,24 @@ def prepare(
         return final
     from nasgym.core.datasets.builders import BUILDERS  # imports tensorflow-datasets: only when preparing
 
+    root = writable_dir(data_root(data_dir))
     archives = fetch_archives(spec, data_dir, manual_dir, download=download)
-    root = data_root(data_dir)
-    root.mkdir(parents=True, exist_ok=True)
     remove_abandoned_staging(root)
-    staging = root / f"{STAGING_PREFIX}{spec.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    # The prepared copy holds the same encoded images as the archives: about as many bytes.
+    ensure_free(root, sum(archive.path.stat().st_size for archive in archives))
     started = time.perf_counter()
+    with disk_errors(root):
+        staging = new_staging_dir(root, spec.name)
     try:
         builder = BUILDERS[spec.builder](
-            spec=spec, archives={archive.spec.name: archive.path for archive in archives},
-            config=spec.config, data_dir=staging, file_format="array_record",
-        )  # fmt: skip
-        builder.download_and_prepare(download_dir=staging / "downloads")
+            spec=spec,
+            archives={archive.spec.name: archive.path for archive in archives},
+            config=spec.config,
+            data_dir=staging,
+            file_format="array_record",
+        )
+        with disk_errors(root):
+            builder.download_and_prepare(download_dir=staging / "downloads")
         built = Path(builder.data_dir)
         splits = {name: split.num_examples for name, split in builder.info.splits.items()}
         classes = builder.info.features["label"].num_classes
@@ -83,13 +95,18 @@ def prepare(
                 f"({', '.join(archive.spec.url for archive in archives)})"
             )
         marker = {
-            "dataset": spec.name, "tfds_name": spec.tfds_name, "images": spec.images, "classes": spec.classes,
-            "splits": splits, "prepared_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "dataset": spec.name,
+            "tfds_name": spec.tfds_name,
+            "images": spec.images,
+            "classes": spec.classes,
+            "splits": splits,
+            "prepared_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "seconds": round(time.perf_counter() - started, 1),
             "archives": [{"name": a.spec.name, "sha256": a.sha256, "verified": a.verified} for a in archives],
-        }  # fmt: skip
-        (built / MARKER).write_text(json.dumps(marker, indent=2), encoding="utf-8")
-        _publish(built, final, staging)
+        }
+        with disk_errors(root):
+            (built / MARKER).write_text(json.dumps(marker, indent=2), encoding="utf-8")
+            _publish(built, final, staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return final
@@ -98,30 +115,12 @@ def prepare(
 def _publish(built: Path, final: Path, staging: Path) -> None:
     """Rename the finished folder into place; a copy being replaced leaves with the staging folder."""
     final.parent.mkdir(parents=True, exist_ok=True)
+    replaced = staging / "replaced"
     if final.exists():
-        os.replace(final, staging / "replaced")
-    os.rename(built, final)
-
-
-def remove_abandoned_staging(root: Path) -> list[Path]:
-    """Delete staging folders left by prepares that were killed (their process no longer runs)."""
-    removed = []
-    for path in root.glob(f"{STAGING_PREFIX}*"):
-        try:
-            pid = int(path.name[len(STAGING_PREFIX) :].rsplit("-", 2)[-2])
-        except (ValueError, IndexError):
-            continue
-        if not _alive(pid):
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-    return removed
-
-
-def _alive(pid: int) -> bool:
+        os.replace(final, replaced)
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        os.rename(built, final)
+    except OSError:
+        if replaced.exists():
+            os.replace(replaced, final)  # the copy prepared before stays
+        raise

@@ -7,7 +7,7 @@ lives on disk.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,6 @@ class DatasetSpec:
     """A dataset that ``nasgym data prepare`` builds with one of our tensorflow-datasets builders."""
 
     name: str
-    description: str
     classes: int
     images: int
     builder: str
@@ -42,7 +41,6 @@ class DatasetSpec:
     license: str
     homepage: str
     class_names: tuple[str, ...] | None = None
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def tfds_name(self) -> str:
@@ -61,17 +59,18 @@ class DatasetSpec:
         return replace(self, archives=archives)
 
 
-_FIELDS = {"description", "classes", "images", "builder", "config", "version", "license", "homepage"}
+_FIELDS = {"classes", "images", "builder", "config", "version", "license", "homepage"}
 
 
 def _spec(name: str, entry: dict[str, Any]) -> DatasetSpec:
     archives = tuple(ArchiveSpec(**archive) for archive in entry["archives"])
     names = entry.get("class_names")
-    extra = {key: value for key, value in entry.items() if key not in _FIELDS | {"archives", "class_names"}}
     return DatasetSpec(
-        name=name, archives=archives, class_names=tuple(names) if names else None, extra=extra,
+        name=name,
+        archives=archives,
+        class_names=tuple(names) if names else None,
         **{key: entry[key] for key in _FIELDS},
-    )  # fmt: skip
+    )
 
 
 def spec_names() -> list[str]:

@@ -18,16 +18,22 @@ from nasgym.core.datasets.specs import get_spec, spec_names
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "data", help="prepare datasets and list them",
-        description="Prepare the Meta-Dataset image sets (download or take the original archives, verify, "
-                    "convert to tensorflow-datasets array_record) and list what is prepared.",
-    )  # fmt: skip
+        "data",
+        help="prepare datasets and list them",
+        description=(
+            "Prepare the Meta-Dataset image sets (download or take the original archives, verify, "
+            "convert to tensorflow-datasets array_record) and list what is prepared."
+        ),
+    )
     actions = parser.add_subparsers(title="actions", required=True, metavar="ACTION")
     prep = actions.add_parser(
-        "prepare", help="prepare one dataset",
-        description="Prepare NAME from its original archives: from --manual-dir (default DATA_DIR/downloads/manual), "
-                    "else downloaded; each is checked against its known size and sha256.",
-    )  # fmt: skip
+        "prepare",
+        help="prepare one dataset",
+        description=(
+            "Prepare NAME from its original archives: from --manual-dir (default DATA_DIR/downloads/manual), "
+            "else downloaded; each is checked against its known size and sha256."
+        ),
+    )
     prep.add_argument("name", metavar="NAME", help=f"one of {', '.join(spec_names())}")
     prep.add_argument("--data-dir", default=None, help="where prepared datasets live (default ~/.cache/nasgym/data)")
     prep.add_argument("--manual-dir", default=None, help="folder that holds archives you downloaded yourself")
@@ -57,14 +63,26 @@ def run_prepare(args: argparse.Namespace) -> int:
         print(f"{spec.name} is already prepared in {spec.prepared_dir(args.data_dir)} (--force prepares it again)")
         return 0
     started = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*no trustworthy sha256")  # said below, in one line
-        path = prepare(spec, args.data_dir, args.manual_dir, download=not args.no_download, force=args.force)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*no trustworthy sha256")  # said below, in one line
+            path = prepare(spec, args.data_dir, args.manual_dir, download=not args.no_download, force=args.force)
+    except KeyboardInterrupt:
+        # prepare publishes only whole results: a half-built copy or download has been removed already.
+        print(
+            f"nasgym: interrupted; nothing was published (whole downloads are kept), so {spec.name} is as "
+            "before: run the same command again",
+            file=sys.stderr,
+        )
+        return 130
     info = prepared_info(spec, args.data_dir) or {}
     for archive in info.get("archives", []):
         if not archive["verified"]:
-            print(f"nasgym: note: {archive['name']} has no known sha256 to verify against (its sha256 is "
-                  f"{archive['sha256']}); the class and image counts matched instead", file=sys.stderr)  # fmt: skip
+            print(
+                f"nasgym: note: {archive['name']} has no known sha256 to verify against (its sha256 is "
+                f"{archive['sha256']}); the class and image counts matched instead",
+                file=sys.stderr,
+            )
     splits = ", ".join(f"{name} {count:,}" for name, count in sorted(info.get("splits", {}).items()))
     print(f"prepared {spec.name}: {info.get('images', 0):,} images of {info.get('classes', 0)} classes ({splits})")
     print(f"in {path} ({human_size(folder_size(path))}, {time.perf_counter() - started:.1f} s)")
