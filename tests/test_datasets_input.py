@@ -64,8 +64,10 @@ def test_image_sizes_of_numpy_ints_work():
 
 
 def test_the_env_refuses_a_bad_image_size_as_a_config_error():
-    with pytest.raises(ConfigError, match="image_size must be a whole number of pixels from 1 to"):
+    with pytest.raises(ConfigError, match="image_size must be at least 1 pixel, got 0"):
         gym.make("NAS-v0", dataset="digits", **{**TINY, "image_size": 0})
+    with pytest.raises(ConfigError, match="image_size must be a whole number of pixels from 1 to"):
+        gym.make("NAS-v0", dataset="digits", **{**TINY, "image_size": 100_000})
 
 
 @pytest.mark.parametrize("max_samples", [0, 1, -5, 2.5, "10", True])
