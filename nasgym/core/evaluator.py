@@ -31,6 +31,8 @@ from nasgym.core.trainer import ChildTrainer, TrainConfig, TrainResult, resolve_
 
 EpochCallback = Callable[[int], None]
 """Called with the epoch number after every epoch of a training (progress bars for long trainings)."""
+PROGRESS_AFTER_SECONDS = 10.0
+"""A training still running after this long shows an epoch progress bar on a terminal (and is gone when done)."""
 
 
 @dataclass
@@ -130,7 +132,7 @@ class TrainingEvaluator:
         with keep_heap, tqdm(total=len(to_train), desc="training", unit="net", disable=show is False) as bar:
             if workers == 1:
                 for key, network in to_train.items():
-                    self._record(key, network, trainer.train(network, on_epoch=on_epoch))
+                    self._record(key, network, self._train_one(network, on_epoch))
                     bar.update()
                 return
             pool = ThreadPoolExecutor(workers, thread_name_prefix="nasgym-train")
@@ -144,6 +146,19 @@ class TrainingEvaluator:
                 for future, (key, network) in futures.items():
                     if not future.cancelled() and future.exception() is None:
                         self._record(key, network, future.result())
+
+    def _train_one(self, network: Architecture, on_epoch: EpochCallback | None) -> TrainResult:
+        """One training; a long one shows that it is alive (12 epochs at 84 px take minutes on a CPU)."""
+        if on_epoch is not None:
+            return self.trainer.train(network, on_epoch=on_epoch)
+        with tqdm(
+            total=self.config.epochs,
+            desc=f"training {network}",
+            unit="epoch",
+            delay=PROGRESS_AFTER_SECONDS,
+            leave=False,
+        ) as bar:
+            return self.trainer.train(network, on_epoch=lambda _epoch: bar.update())
 
     def _record(self, key: str, network: Architecture, result: TrainResult) -> None:
         evaluation = Evaluation(

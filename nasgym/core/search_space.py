@@ -65,6 +65,11 @@ _ACTION_OF_TOKEN = {layer.token: action for action, layer in enumerate(ACTIONS)}
 ACTION_TOKENS = tuple(layer.token for layer in ACTIONS)
 
 
+def shorten(text: str, limit: int = 60) -> str:
+    """Long input echoed in an error message, shortened to stay one readable line."""
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
 def output_size(layer: Layer, size: int) -> int:
     """Spatial side after ``layer`` on a ``size`` x ``size`` input; < 1 means the layer cannot be applied."""
     if layer.type == CONV:  # stride 1, no padding
@@ -97,7 +102,7 @@ class Architecture:
         for token in tokens:
             if token not in _ACTION_OF_TOKEN:
                 raise ArchitectureError(
-                    f"unknown layer {token!r} in architecture {text!r}; "
+                    f"unknown layer {shorten(token)!r} in architecture {shorten(text)!r}; "
                     f"use tokens {' '.join(ACTION_TOKENS)} joined by '-', e.g. 'c3-m2-c5-t'"
                 )
             actions.append(_ACTION_OF_TOKEN[token])

@@ -9,7 +9,7 @@ from tqdm.auto import tqdm
 from nasgym.core.config import make_configs
 from nasgym.core.errors import ArchitectureError
 from nasgym.core.evaluator import TrainingEvaluator
-from nasgym.core.search_space import Architecture
+from nasgym.core.search_space import Architecture, shorten
 from nasgym.runners.cli.options import add_env_options, env_options
 
 
@@ -31,11 +31,13 @@ def run(args: argparse.Namespace) -> int:
     sides = architecture.spatial_sizes(env_config.image_size)
     if len(architecture) > env_config.max_layers:
         raise ArchitectureError(
-            f"{architecture} has {len(architecture)} layers, more than --max-layers {env_config.max_layers}"
+            f"{shorten(str(architecture))} has {len(architecture)} layers, "
+            f"more than --max-layers {env_config.max_layers}"
         )
     if min(sides) < 1:
         raise ArchitectureError(
-            f"{architecture} is invalid at image size {env_config.image_size}: spatial sides {sides} fall below 1"
+            f"{shorten(str(architecture))} is invalid at image size {env_config.image_size}: spatial sides "
+            f"{shorten(str(sides))} fall below 1"
         )
     evaluator = TrainingEvaluator.from_config(env_config, train_config)
     epochs = 0 if evaluator.cached(architecture) else train_config.epochs
