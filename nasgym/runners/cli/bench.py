@@ -6,6 +6,7 @@ import argparse
 
 import agents
 import envs_data
+from nasgym.core.errors import ConfigError
 from nasgym.runners.cli.options import add_env_options, comma_list, env_options, positive_int
 from nasgym.runners.experiments.bench import BenchSettings, run_bench
 
@@ -53,7 +54,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     unknown = sorted(set(args.agents) - set(agents.agent_names()))
     if unknown:
-        raise ValueError(f"unknown agent(s) {', '.join(unknown)}; known agents: {', '.join(agents.agent_names())}")
+        raise ConfigError(f"unknown agent(s) {', '.join(unknown)}; known agents: {', '.join(agents.agent_names())}")
     settings = BenchSettings(args.datasets, args.agents, args.steps, args.seeds, env_options(args))
     results = run_bench(args.out, settings, progress=not args.no_progress)
     for row in results["aggregate"]:
