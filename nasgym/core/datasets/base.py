@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 from numbers import Integral
 
@@ -117,11 +119,31 @@ def resize_images(images: np.ndarray, size: int, chunk: int = 512) -> np.ndarray
     """
     if images.ndim == 3:
         images = images[..., None]
-    n, height, width, channels = images.shape
+    n, _, _, channels = images.shape
     if channels not in (1, 3):
         raise ValueError(f"expected 1 or 3 channels, got {channels}")
     chunk = max(1, min(chunk, _RESIZE_BYTES // (4 * channels * size * size)))
     out = np.empty((n, size, size, 3), dtype=np.uint8)
+    with _without_thread_pool():
+        _resize_into(out, images, size, chunk)
+    return out
+
+
+@contextlib.contextmanager
+def _without_thread_pool() -> Iterator[None]:
+    """Run torch ops on the calling thread only. GNU OpenMP's thread pool does not survive ``fork``: a process
+    that forks after using it (``AsyncVectorEnv``, multiprocessing) deadlocks its children at their first
+    parallel op. Building an environment must therefore not start it; loading a dataset is small work."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _resize_into(out: np.ndarray, images: np.ndarray, size: int, chunk: int) -> None:
+    n, height, width, _ = images.shape
     for start in range(0, n, chunk):
         batch = torch.from_numpy(np.ascontiguousarray(images[start : start + chunk])).permute(0, 3, 1, 2)
         if (height, width) != (size, size):
@@ -133,7 +155,6 @@ def resize_images(images: np.ndarray, size: int, chunk: int = 512) -> np.ndarray
                 .to(torch.uint8)
             )
         out[start : start + chunk] = batch.expand(-1, 3, -1, -1).permute(0, 2, 3, 1).numpy()
-    return out
 
 
 def subsample(data: ImageData, max_samples: int | None, seed: int = 0) -> ImageData:
