@@ -6,12 +6,22 @@ Test modules import this module, never each other. Fixtures live in conftest.py.
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
 import os
+import subprocess
+import tarfile
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import gymnasium as gym
+import numpy as np
 import pytest
+from matplotlib.pyplot import imread
+from PIL import Image
 
+from nasgym.core.datasets.specs import DatasetSpec, get_spec
 from nasgym.core.evaluator import FunctionEvaluator
 from nasgym.core.search_space import Architecture
 
@@ -46,3 +56,72 @@ def toy_env(reward: str = "per_step", image_size: int = 84, reward_fn=toy_reward
 def read_rows(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as handle:
         return list(csv.DictReader(handle))
+
+
+SMALL1 = OMNIGLOT_ARCHIVES[0]
+Mount = Callable[..., Path]
+"""The ``small_disk`` fixture: ``small_disk(size, read_only=False)`` returns the folder of a new small tmpfs."""
+
+
+def run_command(*command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(command, capture_output=True, text=True, check=False)
+
+
+def assert_png_with_data(path: Path) -> None:
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
+    pixels = imread(path)
+    assert pixels.ndim == 3 and pixels.shape[0] > 100 and pixels.shape[1] > 100
+    # Something was drawn: many distinct colours, not a blank canvas.
+    assert len(np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)) > 20, path
+
+
+# -- small archives in the original layouts of the Meta-Dataset sets ----------------------------
+PALETTE = np.array([(220, 30, 30), (30, 200, 40), (40, 60, 220), (230, 200, 20)])
+GREY = (128, 128, 128)
+
+
+def jpeg(color: tuple[int, ...], size: tuple[int, int] = (32, 24), box: tuple[int, ...] | None = None) -> bytes:
+    """A JPEG filled with ``color``; with ``box`` (x0, y0, x1, y1), grey outside it and a black banner below."""
+    image = Image.new("RGB", size, color if box is None else GREY)
+    if box is not None:
+        image.paste(tuple(color), box)
+        image.paste((0, 0, 0), (0, size[1] - 8, size[0], size[1]))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=95, subsampling=0)  # 4:4:4: no colour bleeding at box edges
+    return out.getvalue()
+
+
+def write_tar(path: Path, members: dict[str, bytes], compress: bool = True) -> Path:
+    with tarfile.open(path, "w:gz" if compress else "w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def own_spec(name: str, manual: Path, classes: int, images: int, **changes) -> DatasetSpec:
+    """The real spec with our archives' sizes and digests (and, for aircraft, its real null digest kept)."""
+    spec = get_spec(name)
+    archives = {}
+    for archive in spec.archives:
+        data = (manual / archive.name).read_bytes()
+        archives[archive.name] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        if archive.sha256 is None:
+            archives[archive.name] = {}
+    return replace(spec.with_archives(archives), classes=classes, images=images, **changes)
+
+
+def make_dtd(manual: Path, corrupt: str | None = None) -> dict[str, list[str]]:
+    classes = ["banded", "dotted", "zigzagged"]
+    files = [f"{c}/{c}_{i:04d}.jpg" for c in classes for i in range(1, 5)]
+    folds = {"train": files[0::3], "validation": files[1::3], "test": files[2::3]}
+    members = {"dtd/labels/labels_joint_anno.txt": b"ignored\n", "dtd/labels/train2.txt": b"banded/x.jpg\n"}
+    for file in files:
+        data = jpeg(tuple(PALETTE[classes.index(file.split("/")[0])]), size=(24 + len(members), 20))
+        members[f"dtd/images/{file}"] = data[: len(data) // 2] if file == corrupt else data
+    for split, key in (("train", "train1"), ("validation", "val1"), ("test", "test1")):
+        members[f"dtd/labels/{key}.txt"] = "".join(f"{f}\n" for f in folds[split]).encode()
+    # DTD's .tar.gz is really an uncompressed tar (tfds notes the same): the reader must not trust the name.
+    write_tar(manual / "dtd-r1.0.1.tar.gz", members, compress=False)
+    return folds

@@ -6,11 +6,11 @@ import statistics
 
 import pytest
 import torch
+from support import REPO
 
 from nasgym.core.datasets import load_dataset
 from nasgym.core.search_space import Architecture
 from nasgym.core.trainer import ChildTrainer, TrainConfig
-from tests.conftest import REPO
 
 
 @pytest.fixture(scope="module")

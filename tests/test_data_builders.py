@@ -7,44 +7,18 @@ builder read the wrong label file, the wrong column, or (aircraft) did not crop.
 from __future__ import annotations
 
 import hashlib
-import io
-import tarfile
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.io
-from PIL import Image
+from support import PALETTE, jpeg, make_dtd, own_spec, write_tar
 
 import nasgym.runners.cli.data as data_cli
 from nasgym.core.datasets import load_dataset
 from nasgym.core.datasets.prepare import prepare, prepared_info
-from nasgym.core.datasets.specs import DatasetSpec, get_spec
+from nasgym.core.datasets.specs import DatasetSpec
 from nasgym.runners.cli import main
-
-PALETTE = np.array([(220, 30, 30), (30, 200, 40), (40, 60, 220), (230, 200, 20)])
-GREY = (128, 128, 128)
-
-
-def jpeg(color: tuple[int, ...], size: tuple[int, int] = (32, 24), box: tuple[int, ...] | None = None) -> bytes:
-    """A JPEG filled with ``color``; with ``box`` (x0, y0, x1, y1), grey outside it and a black banner below."""
-    image = Image.new("RGB", size, color if box is None else GREY)
-    if box is not None:
-        image.paste(tuple(color), box)
-        image.paste((0, 0, 0), (0, size[1] - 8, size[0], size[1]))
-    out = io.BytesIO()
-    image.save(out, format="JPEG", quality=95, subsampling=0)  # 4:4:4: no colour bleeding at box edges
-    return out.getvalue()
-
-
-def write_tar(path: Path, members: dict[str, bytes], compress: bool = True) -> Path:
-    with tarfile.open(path, "w:gz" if compress else "w") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
 
 
 @pytest.fixture
@@ -52,18 +26,6 @@ def manual(tmp_path: Path) -> Path:
     """The folder the original archives are written to, as a user's --manual-dir."""
     (tmp_path / "manual").mkdir()
     return tmp_path / "manual"
-
-
-def own_spec(name: str, manual: Path, classes: int, images: int, **changes) -> DatasetSpec:
-    """The real spec with our archives' sizes and digests (and, for aircraft, its real null digest kept)."""
-    spec = get_spec(name)
-    archives = {}
-    for archive in spec.archives:
-        data = (manual / archive.name).read_bytes()
-        archives[archive.name] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-        if archive.sha256 is None:
-            archives[archive.name] = {}
-    return replace(spec.with_archives(archives), classes=classes, images=images, **changes)
 
 
 def splits_of(spec: DatasetSpec, data_dir: Path) -> dict[str, set[str]]:
@@ -85,21 +47,6 @@ def assert_colours_match_labels(name: str, data_dir: Path, n_images: int) -> Non
     assert len(data) == n_images
     deviation = np.abs(data.images.astype(int) - PALETTE[data.labels][:, None, None, :]).max(axis=(1, 2, 3))
     assert deviation.max() < 24, deviation
-
-
-def make_dtd(manual: Path, corrupt: str | None = None) -> dict[str, list[str]]:
-    classes = ["banded", "dotted", "zigzagged"]
-    files = [f"{c}/{c}_{i:04d}.jpg" for c in classes for i in range(1, 5)]
-    folds = {"train": files[0::3], "validation": files[1::3], "test": files[2::3]}
-    members = {"dtd/labels/labels_joint_anno.txt": b"ignored\n", "dtd/labels/train2.txt": b"banded/x.jpg\n"}
-    for file in files:
-        data = jpeg(tuple(PALETTE[classes.index(file.split("/")[0])]), size=(24 + len(members), 20))
-        members[f"dtd/images/{file}"] = data[: len(data) // 2] if file == corrupt else data
-    for split, key in (("train", "train1"), ("validation", "val1"), ("test", "test1")):
-        members[f"dtd/labels/{key}.txt"] = "".join(f"{f}\n" for f in folds[split]).encode()
-    # DTD's .tar.gz is really an uncompressed tar (tfds notes the same): the reader must not trust the name.
-    write_tar(manual / "dtd-r1.0.1.tar.gz", members, compress=False)
-    return folds
 
 
 def test_dtd_labels_are_folders_and_splits_are_fold_one(tmp_path: Path, manual: Path):

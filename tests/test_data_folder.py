@@ -9,11 +9,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from PIL import Image
+from support import TINY
 
 import nasgym  # noqa: F401
 from nasgym.core.datasets import get_dataset, load_dataset
 from nasgym.core.errors import DatasetError
-from tests.conftest import TINY
 
 COLOURS = {"cats": (200, 40, 40), "dogs": (40, 200, 40), "owls": (40, 40, 200)}
 

@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 import gymnasium as gym
 import numpy as np
 import pytest
+from support import OMNIGLOT_DIR, TINY
 
 import nasgym  # noqa: F401
 from nasgym.core.datasets import fingerprint_arrays, load_dataset
@@ -21,7 +22,6 @@ from nasgym.core.datasets.meta_dataset import MetaDataset
 from nasgym.core.datasets.prepare import is_prepared, prepare, prepared_info
 from nasgym.core.datasets.specs import get_spec
 from nasgym.runners.cli import main
-from tests.conftest import OMNIGLOT_DIR, TINY
 
 SMALL = {"omniglot_small1": (136, 2720), "omniglot_small2": (156, 3120)}
 

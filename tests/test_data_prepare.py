@@ -6,12 +6,11 @@ import hashlib
 import http.server
 import os
 import shutil
-import threading
-from functools import partial
 from pathlib import Path
 
 import gymnasium as gym
 import pytest
+from support import OMNIGLOT_DIR, SMALL1, TINY, make_dtd, own_spec
 
 import nasgym  # noqa: F401
 import nasgym.core.datasets.builders.dtd as dtd_builder
@@ -23,10 +22,6 @@ from nasgym.core.datasets.specs import get_spec
 from nasgym.core.datasets.storage import remove_abandoned_staging
 from nasgym.core.errors import DatasetError
 from nasgym.runners.cli import main
-from tests.conftest import OMNIGLOT_DIR, TINY
-from tests.test_data_builders import make_dtd, own_spec
-
-SMALL1 = "images_background_small1.zip"
 
 
 def assert_nothing_left(data_dir: Path, name: str) -> None:
@@ -172,20 +167,6 @@ def test_data_list_shows_what_is_prepared_where(tmp_path: Path, capsys: pytest.C
     assert "prepared, cached at 12px" in lines["omniglot_small1"]
     assert str(get_spec("omniglot_small1").prepared_dir(tmp_path)) in lines["omniglot_small1"]
     assert "MB" in lines["omniglot_small1"] and "not prepared" in lines["dtd"] and "1623" in lines["omniglot"]
-
-
-@pytest.fixture
-def local_server(tmp_path: Path):
-    """A plain HTTP server on 127.0.0.1 serving tmp_path/served: the download path without the internet."""
-    served = tmp_path / "served"
-    served.mkdir()
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield served, f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    thread.join()
 
 
 def test_downloads_are_verified_and_kept_only_when_whole(tmp_path: Path, local_server):

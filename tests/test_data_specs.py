@@ -6,12 +6,12 @@ import hashlib
 import re
 
 import pytest
+from support import OMNIGLOT_DIR
 
 from nasgym.core.datasets import dataset_names, get_dataset
 from nasgym.core.datasets.builders import BUILDERS
 from nasgym.core.datasets.specs import get_spec, spec_names
 from nasgym.core.errors import DatasetError
-from tests.conftest import OMNIGLOT_DIR
 
 # DESIGN.md section 3, plus Omniglot's two small background archives.
 COUNTS = {

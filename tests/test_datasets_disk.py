@@ -12,12 +12,14 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import Mount
 from PIL import Image
+from support import OMNIGLOT_DIR, SMALL1, run_command
 
 import nasgym  # noqa: F401
 from nasgym.core.datasets import get_dataset, load_dataset
@@ -25,40 +27,10 @@ from nasgym.core.datasets.image_cache import cache_dir, read_cache, write_cache
 from nasgym.core.datasets.prepare import is_prepared, prepare
 from nasgym.core.datasets.specs import get_spec
 from nasgym.core.errors import DatasetError
-from tests.conftest import OMNIGLOT_DIR
-from tests.test_data_prepare import SMALL1, local_server  # noqa: F401 (a fixture)
-
-Mount = Callable[..., Path]
-
-
-def _run(*command: str) -> subprocess.CompletedProcess:
-    return subprocess.run(command, capture_output=True, text=True, check=False)
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Mount]:
-    """``small_disk(size, read_only=False)``: a fresh tmpfs of ``size`` (as mount takes it), unmounted after."""
-    mounted: list[Path] = []
-
-    def mount(size: str, read_only: bool = False) -> Path:
-        if os.name != "posix" or os.geteuid() != 0 or shutil.which("mount") is None:
-            pytest.skip("a small disk is a tmpfs mount, which needs root and the mount command")
-        target = tmp_path / f"disk{len(mounted)}"
-        target.mkdir()
-        result = _run("mount", "-t", "tmpfs", "-o", f"size={size}" + (",ro" if read_only else ""), "tmpfs", str(target))
-        if result.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
-        mounted.append(target)
-        return target
-
-    yield mount
-    for target in reversed(mounted):
-        if _run("umount", str(target)).returncode != 0:
-            _run("umount", "-l", str(target))
 
 
 def remount_read_only(disk: Path) -> None:
-    result = _run("mount", "-o", "remount,ro", str(disk))
+    result = run_command("mount", "-o", "remount,ro", str(disk))
     assert result.returncode == 0, result.stderr
 
 
@@ -112,7 +84,7 @@ def test_a_disk_that_fills_while_preparing_leaves_nothing_behind(small_disk: Mou
     assert not get_spec("omniglot_small1").prepared_dir(disk).exists()
 
 
-def test_a_download_that_fills_the_disk_is_not_kept(small_disk: Mount, local_server):  # noqa: F811
+def test_a_download_that_fills_the_disk_is_not_kept(small_disk: Mount, local_server):
     served, url = local_server
     shutil.copy(OMNIGLOT_DIR / SMALL1, served / SMALL1)
     disk = small_disk("1m")

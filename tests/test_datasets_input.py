@@ -13,11 +13,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from PIL import Image
+from support import TINY
 
 import nasgym  # noqa: F401
 from nasgym.core.datasets import get_dataset, load_dataset
 from nasgym.core.errors import ConfigError, DatasetError
-from tests.conftest import TINY
 
 NOBODY = 65534
 

@@ -7,22 +7,13 @@ import re
 from pathlib import Path
 
 import numpy as np
-from matplotlib.image import imread
-from support import TINY
+from support import TINY, assert_png_with_data
 
 import agents
 from nasgym.runners.cli import main
 
 FLAGS = ["--epochs", "1", "--image-size", "12", "--max-samples", "200", "--batch-size", str(TINY["batch_size"]),
          "--device", "cpu", "--no-progress"]  # fmt: skip
-
-
-def assert_png_with_data(path: Path) -> None:
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
-    pixels = imread(path)
-    assert pixels.ndim == 3 and pixels.shape[0] > 100 and pixels.shape[1] > 100
-    # Something was drawn: many distinct colours, not a blank canvas.
-    assert len(np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)) > 20, path
 
 
 def episodes(folder: Path) -> list[dict[str, str]]:

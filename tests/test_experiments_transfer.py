@@ -5,11 +5,10 @@ import json
 import math
 
 import numpy as np
-from support import OMNIGLOT_DIR, needs_omniglot
+from support import OMNIGLOT_DIR, assert_png_with_data, needs_omniglot
 
 from nasgym.runners.cli import main
 from nasgym.runners.experiments.transfer import VARIANTS
-from tests.test_experiments_bench import assert_png_with_data
 
 FLAGS = ["--epochs", "1", "--image-size", "12", "--max-samples", "300", "--batch-size", "64", "--device", "cpu",
          "--no-progress"]  # fmt: skip

@@ -4,12 +4,12 @@ import math
 
 import pytest
 import torch
+from support import TINY
 
 from nasgym.core.datasets import load_dataset
 from nasgym.core.network import NetworkConfig, parameter_count
 from nasgym.core.search_space import Architecture
 from nasgym.core.trainer import ChildTrainer, TrainConfig, _is_out_of_memory
-from tests.conftest import TINY
 
 TINY_CONFIG = TrainConfig(epochs=TINY["epochs"], batch_size=TINY["batch_size"])
 
