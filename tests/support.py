@@ -6,6 +6,7 @@ Test modules import this module, never each other. Fixtures live in conftest.py.
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import io
 import os
@@ -65,6 +66,22 @@ Mount = Callable[..., Path]
 
 def run_command(*command: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, check=False)
+
+
+def leftovers(root: Path) -> list[Path]:
+    return [path for path in root.rglob("*") if path.name.startswith((".incomplete-", "tmp")) or ".tmp" in path.name]
+
+
+def fill(disk: Path) -> Path:
+    """Take every free byte of ``disk``, as another program writing there would."""
+    filler = disk / "other-program.bin"
+    with open(filler, "ab", buffering=0) as file:  # unbuffered: nothing left to flush at close
+        try:
+            while True:
+                file.write(b"\0" * 4096)
+        except OSError as error:
+            assert error.errno == errno.ENOSPC
+    return filler
 
 
 def assert_png_with_data(path: Path) -> None:

@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from support import read_rows
+from support import fill, leftovers, read_rows, run_command
 
 from nasgym.runners.cli import main
 from nasgym.runners.run_folder import RunFolder
@@ -144,3 +144,36 @@ def test_two_processes_on_one_folder_never_lose_a_search(tmp_path):
     assert second.returncode == 2 and "is in use by another search" in second.stderr
     assert json.loads(RunFolder(out).run_file.read_text())["agent_options"]["seed"] == 1
     assert len(read_rows(out / "episodes.csv")) == 40
+
+
+def test_a_full_disk_stops_a_search_cleanly_and_resume_finishes_it(tmp_path, capsys, small_disk):
+    disk = small_disk("4m")
+    out = disk / "run"
+    argv = ["search", "--steps", "6", "--out", str(out), "--no-progress", "--checkpoint-seconds", "0", *TINY_FLAGS]
+    argv += ["--cache-path", str(tmp_path / "rewards.sqlite")]
+    assert main(argv) == 0
+    before = {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()}
+    filler = fill(disk)
+    error = one_line_error([*argv[:2], "12", *argv[3:], "--resume"], capsys)
+    assert "no space left" in error and "--resume" in error
+    assert not leftovers(out)
+    for name in ("episodes.csv", "run.json", "summary.json", "agent.pt"):
+        assert (out / name).read_bytes()[: len(before[name])] == before[name][: len((out / name).read_bytes())]
+        assert len(RunFolder(out).episodes()) >= 6
+    filler.unlink()
+    assert main([*argv[:2], "12", *argv[3:], "--resume"]) == 0
+    assert [row.step for row in RunFolder(out).episodes()] == list(range(1, 13))
+
+
+def test_a_read_only_cache_still_answers_what_it_holds(tmp_path, capsys, small_disk):
+    disk = small_disk("4m")
+    cache = disk / "rewards.sqlite"
+    argv = ["train", "c3-m2", *TINY_FLAGS, "--cache-path", str(cache)]
+    assert main(argv) == 0 and "trained now" in capsys.readouterr().out
+    assert run_command("mount", "-o", "remount,ro", str(disk)).returncode == 0
+    with pytest.warns(UserWarning, match="read-only here: its rewards are used, new ones will not be stored"):
+        assert main(argv) == 0
+    assert "answered from the reward cache" in capsys.readouterr().out
+    with pytest.warns(UserWarning):
+        assert main(["train", "c3", *TINY_FLAGS, "--cache-path", str(cache)]) == 0
+    assert "trained now" in capsys.readouterr().out

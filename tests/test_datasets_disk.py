@@ -6,7 +6,6 @@ possible those tests are skipped, saying why.
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 import shutil
@@ -34,29 +33,12 @@ def remount_read_only(disk: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def leftovers(root: Path) -> list[Path]:
-    return [path for path in root.rglob("*") if path.name.startswith((".incomplete-", "tmp")) or ".tmp" in path.name]
-
-
 def make_folder(root: Path, per_class: int = 6) -> Path:
     for k, name in enumerate(("cats", "dogs")):
         (root / name).mkdir(parents=True)
         for i in range(per_class):
             Image.new("RGB", (20, 16), (200 * k, 40, 20 * i)).save(root / name / f"{i}.png")
     return root
-
-
-def fill(disk: Path) -> Path:
-    """Take every free byte of ``disk``, as another program writing there would."""
-    filler = disk / "other-program.bin"
-    with open(filler, "ab") as file:
-        try:
-            while True:
-                file.write(b"\0" * 4096)
-                file.flush()
-        except OSError as error:
-            assert error.errno == errno.ENOSPC
-    return filler
 
 
 # -- preparing ---------------------------------------------------------------------------------------------

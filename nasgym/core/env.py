@@ -183,6 +183,11 @@ class NASEnv(gym.Env[np.ndarray, int]):
         if networks:
             self.evaluator.evaluate(list(networks.values()))
 
+    def close(self) -> None:
+        if callable(close := getattr(self.evaluator, "close", None)):
+            close()
+        super().close()
+
     def render(self) -> str | None:
         if self.render_mode != "ansi":
             return None

@@ -97,6 +97,11 @@ class TrainingEvaluator:
             self._trainer = ChildTrainer(self.data, self.config, self.device)
         return self._trainer
 
+    def close(self) -> None:
+        """Close the reward cache's connection (it reopens if the evaluator is used again)."""
+        if self.cache is not None:
+            self.cache.close()
+
     def key(self, architecture: Architecture) -> str:
         return reward_key(self.data.fingerprint, architecture.network.nsc().tolist(), self.settings)
 

@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     epochs = 0 if evaluator.cached(architecture) else train_config.epochs
     with tqdm(total=epochs, desc="training", unit="epoch", disable=args.no_progress or not epochs) as bar:
         result = evaluator.evaluate([architecture], on_epoch=lambda _epoch: bar.update())[0]
+    evaluator.close()
     data = evaluator.data
     n_train = round(len(data) * train_config.train_fraction)
     print(f"architecture  {result.architecture or '(empty)'}  (spatial sides {' -> '.join(map(str, sides))})")

@@ -54,6 +54,7 @@ def train_final(
     epochs = train_config.epochs * to_train
     with tqdm(total=epochs, desc="final training", unit="epoch", disable=not progress) as bar:
         evaluations = evaluator.evaluate(list(networks.values()), on_epoch=lambda _epoch: bar.update())
+    evaluator.close()
     return [
         FinalResult(name, evaluation, network.spatial_sizes(image_size))
         for (name, network), evaluation in zip(networks.items(), evaluations, strict=True)
