@@ -16,9 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import Mount
 from PIL import Image
-from support import OMNIGLOT_DIR, SMALL1, run_command
+from support import OMNIGLOT_DIR, SMALL1, Mount, fill, leftovers, run_command
 
 import nasgym  # noqa: F401
 from nasgym.core.datasets import get_dataset, load_dataset
