@@ -1,4 +1,4 @@
-"""The dataset specs in envs_data: every Meta-Dataset set with DESIGN.md's counts and checkable sources."""
+"""The dataset specs in envs_data: each Meta-Dataset set with its published counts and checkable sources."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from nasgym.core.datasets.builders import BUILDERS
 from nasgym.core.datasets.specs import get_spec, spec_names
 from nasgym.core.errors import DatasetError
 
-# DESIGN.md section 3, plus Omniglot's two small background archives.
+# The Meta-Dataset sets as NasGym used them (Triantafillou et al. 2018), plus Omniglot's two small background archives.
 COUNTS = {
     "omniglot": (1623, 32460),
     "vgg_flower": (102, 8189),
