@@ -11,15 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import torch
 
+from agents import checkpoint
 from agents.base import Agent, StepCallback
 from agents.dqn import DQNAgent
 from agents.meta_a2c import MetaA2C
 from agents.random_search import RandomSearch
 from agents.reinforce import Reinforce
+from nasgym.core.errors import CheckpointError, ConfigError
 
-__all__ = ["AGENTS", "Agent", "StepCallback", "agent_names", "load", "make", "make_config"]
+__all__ = ["AGENTS", "Agent", "StepCallback", "agent_names", "checkpoint_info", "load", "make", "make_config"]
 
 AGENTS: dict[str, type[Agent]] = {agent.name: agent for agent in (Reinforce, DQNAgent, MetaA2C, RandomSearch)}
 
@@ -30,7 +31,7 @@ def agent_names() -> list[str]:
 
 def _agent_class(name: str) -> type[Agent]:
     if name not in AGENTS:
-        raise ValueError(f"unknown agent {name!r}; known agents: {', '.join(agent_names())}")
+        raise ConfigError(f"unknown agent {name!r}; known agents: {', '.join(agent_names())}")
     return AGENTS[name]
 
 
@@ -44,16 +45,34 @@ def make(name: str, env: gym.Env, **hyperparameters: Any) -> Agent:
     return _agent_class(name)(env, **hyperparameters)
 
 
-def load(path: str | Path, env: gym.Env) -> Agent:
+def load(path: str | Path, env: gym.Env, agent: str | None = None) -> Agent:
     """An agent saved with ``agent.save(path)``, attached to ``env`` (which may use another dataset).
 
-    Recurrent memory is kept, so a reloaded search resumes exactly; call ``agent.reset_trial()`` to start a
-    new trial instead.
+    The file is read with ``torch.load(weights_only=True)``: it holds tensors and plain data, and loading it runs
+    no code from it. ``agent`` names the agent expected; a checkpoint of another one is refused before anything
+    is built. Recurrent memory is kept, so a reloaded search resumes exactly; call ``agent.reset_trial()`` to
+    start a new trial instead.
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no saved agent at {path}")
-    payload = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(payload, dict) or payload.get("agent") not in AGENTS:
-        raise ValueError(f"{path} is not a saved nasgym agent")
-    return AGENTS[payload["agent"]].from_payload(payload, env)
+    payload = _read(path, agent)
+    return AGENTS[payload["agent"]].from_payload(payload, env, path)
+
+
+def checkpoint_info(path: str | Path) -> dict[str, Any]:
+    """What a checkpoint says about itself without building its agent: ``agent`` (its name), ``num_timesteps``
+    (steps it learned from, over its whole life) and the ``metadata`` its saver added."""
+    payload = _read(path)
+    return {key: payload[key] for key in ("agent", "num_timesteps", "metadata")}
+
+
+def _read(path: str | Path, expected: str | None = None) -> dict[str, Any]:
+    if expected is not None:
+        _agent_class(expected)
+    payload = checkpoint.read(path)
+    name = payload["agent"]
+    if name not in AGENTS:
+        raise CheckpointError(
+            f"{path} is not a nasgym agent checkpoint (it names an unknown agent {name!r}); {checkpoint.ADVICE}"
+        )
+    if expected is not None and name != expected:
+        raise CheckpointError(f"{path} holds a {name} agent, not {expected}; give a {expected} checkpoint")
+    return payload

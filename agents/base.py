@@ -19,7 +19,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from agents import checkpoint
 from agents.encoding import valid_action_mask
+from agents.hyperparameters import validate
+from nasgym.core import settings
 from nasgym.core.errors import ConfigError
 
 StepCallback = Callable[[dict[str, Any]], "bool | None"]
@@ -51,6 +54,8 @@ class Agent(ABC):
         if config is not None and hyperparameters:
             raise TypeError("pass either a config object or keyword hyperparameters, not both")
         self.config = config if config is not None else self.make_config(**hyperparameters)
+        if config is not None:
+            self._checked(lambda: validate(self.config))  # a config object may have changed since it was made
         self.env = env
         self.num_timesteps = 0
         """Environment steps learned from (``play`` does not count)."""
@@ -60,12 +65,20 @@ class Agent(ABC):
 
     @classmethod
     def make_config(cls, **hyperparameters: Any) -> Any:
-        """``Config(**hyperparameters)``; an unknown name raises an error that lists the known ones."""
+        """``Config(**hyperparameters)``, checked; an unknown name or a bad value is a one-line ConfigError (an
+        unknown name's lists the known ones)."""
+        known = [field.name for field in dataclasses.fields(cls.Config)]
+        for name in hyperparameters:
+            if name not in known:
+                raise settings.unknown_name_error(name, known, f"{cls.name} hyperparameter")
+        return cls._checked(lambda: cls.Config(**hyperparameters))
+
+    @classmethod
+    def _checked(cls, build: Callable[[], Any]) -> Any:
         try:
-            return cls.Config(**hyperparameters)
-        except TypeError as error:
-            known = ", ".join(f.name for f in dataclasses.fields(cls.Config))
-            raise TypeError(f"{cls.name}: {error}; its hyperparameters are: {known}") from None
+            return build()
+        except ConfigError as error:
+            raise ConfigError(f"bad {cls.name} hyperparameters: {error}") from None
 
     # -- the API --------------------------------------------------------------------------------------
     @abstractmethod
@@ -102,39 +115,45 @@ class Agent(ABC):
 
     @abstractmethod
     def state_dict(self) -> dict[str, Any]:
-        """Everything learned or needed to continue learning (weights, optimiser, RNG, counters)."""
+        """Everything learned or needed to continue learning (weights, optimiser, RNG, counters), as tensors and
+        plain data only, so that the checkpoint loads with ``torch.load(weights_only=True)``."""
 
     @abstractmethod
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
     def save(self, path: str | Path, metadata: dict[str, Any] | None = None) -> None:
-        """One file: agent name, hyperparameters, state and the caller's ``metadata``; written atomically so a
-        kill never truncates it."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """One file of tensors and plain data (``agents.checkpoint``): agent name, hyperparameters, state and the
+        caller's ``metadata`` (plain data too); written atomically so a kill never truncates it."""
         payload = {
             "agent": self.name,
+            "format": checkpoint.FORMAT,
             "config": dataclasses.asdict(self.config),
-            "num_timesteps": self.num_timesteps,
-            "observation_shape": tuple(self.env.observation_space.shape),
+            "num_timesteps": int(self.num_timesteps),
+            "observation_shape": tuple(int(side) for side in self.env.observation_space.shape),
             "state": self.state_dict(),
             "metadata": metadata or {},
         }
-        temporary = path.with_name(path.name + ".tmp")
-        torch.save(payload, temporary)
-        temporary.replace(path)
+        checkpoint.write(Path(path), payload)
 
     @classmethod
-    def from_payload(cls, payload: dict[str, Any], env: gym.Env) -> Agent:
-        shape = tuple(payload.get("observation_shape", env.observation_space.shape))
+    def from_payload(cls, payload: dict[str, Any], env: gym.Env, source: str | Path = "the checkpoint") -> Agent:
+        """The agent a checkpoint (``agents.checkpoint.read``) holds, attached to ``env``."""
+        shape = tuple(payload["observation_shape"])
         if shape != tuple(env.observation_space.shape):
-            raise ValueError(
-                f"the saved {payload['agent']} agent observed NSC matrices of shape {shape}, this environment gives "
-                f"{tuple(env.observation_space.shape)}; make the environment with max_layers={shape[0]}"
+            raise ConfigError(
+                f"the {payload['agent']} agent in {source} observed NSC matrices of shape {shape}, this environment "
+                f"gives {tuple(env.observation_space.shape)}; make the environment with max_layers={shape[0]}"
             )
-        agent = cls(env, cls.Config(**payload["config"]))
+        try:
+            config = cls.Config(**payload["config"])
+        except (ConfigError, TypeError) as error:
+            raise checkpoint.unfit(source, f"its {cls.name} hyperparameters do not fit", error) from None
+        agent = cls(env, config)
         agent.num_timesteps = payload["num_timesteps"]
-        agent.load_state_dict(payload["state"])
+        try:
+            agent.load_state_dict(payload["state"])
+        except (TypeError, KeyError, ValueError, RuntimeError, IndexError) as error:
+            raise checkpoint.unfit(source, f"its {cls.name} state does not fit", error) from None
         return agent
 
     # -- helpers for subclasses -------------------------------------------------------------------------

@@ -5,23 +5,24 @@ actions (``agents.encoding.valid_action_mask``) and gives the others the lowest 
 target's max over next actions are therefore taken over valid actions only; exploration samples uniformly
 among valid actions. The Q-network reads the one-hot NSC, like the other learning agents.
 
-For an exact resume, sampling uses generators that are saved with the agent (the replay buffer's own, the
-exploration's own), and a step reaches the caller's callback only after SB3 has stored it and trained on it.
+A trial (``reset_trial``) starts with an empty replay buffer, sized at its first ``learn`` call, and with the
+warm-up and epsilon's decay counted from there. For an exact resume, sampling uses generators that are saved
+with the agent (the replay buffer's own, the exploration's own), a step reaches the caller's callback only
+after SB3 has stored it and trained on it, and the checkpoint holds what SB3 continues from as tensors and
+numbers: the networks, the optimiser, the counters and schedules, the buffer's arrays. Never SB3's own zip,
+whose loading un-pickles objects and so could run code from a file someone sent.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
-import pickle
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
 from gymnasium import spaces
 from stable_baselines3 import DQN
-from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
@@ -30,37 +31,65 @@ from torch import nn
 
 from agents.base import Agent, StepCallback, seeded
 from agents.encoding import LAYER_CLASSES, encode_nsc, masked_logits, one_thread, valid_action_mask
+from agents.hyperparameters import (
+    Fraction,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Range,
+    Seed,
+    validate,
+)
+from agents.replay_buffer import SeededReplayBuffer
+
+COUNTERS = {
+    "num_timesteps": int,
+    "_n_updates": int,
+    "_n_calls": int,
+    "_episode_num": int,
+    "_total_timesteps": int,
+    "_num_timesteps_at_start": int,
+    "_current_progress_remaining": float,
+    "exploration_rate": float,
+    "learning_starts": int,
+    "trial_start": int,
+}
+"""SB3's counters and schedule state (and this module's trial start) that a resumed ``learn`` continues from."""
 
 
 @dataclass
 class DQNConfig:
-    learning_rate: float = 5e-4
+    learning_rate: PositiveFloat = 5e-4
     """Adam's learning rate (NasGym: 5e-4)."""
-    buffer_size: int | None = None
-    """Replay capacity in transitions; None: half the steps of the first ``learn`` call (NasGym)."""
-    exploration_initial_eps: float = 1.0
+    buffer_size: PositiveInt | None = None
+    """Replay capacity in transitions; None: half the steps of a trial's first ``learn`` call (NasGym). A buffer
+    larger than the free memory is refused with a ConfigError, not shrunk: give a smaller buffer_size."""
+    exploration_initial_eps: Fraction = 1.0
     """Epsilon of epsilon-greedy at the start (NasGym: 1.0)."""
-    exploration_final_eps: float = 0.1
+    exploration_final_eps: Fraction = 0.1
     """Epsilon at the end of the decay (NasGym: 0.1)."""
-    exploration_fraction: float = 1.0
-    """Fraction of a ``learn`` call over which epsilon falls linearly (NasGym: all of it)."""
-    batch_size: int = 20
+    exploration_fraction: Annotated[float, Range(0, 1, low_included=False, high_included=True)] = 1.0
+    """Fraction of a trial's ``learn`` calls over which epsilon falls linearly (NasGym: all of it)."""
+    batch_size: PositiveInt = 20
     """Transitions per gradient step (NasGym: 20)."""
-    gamma: float = 1.0
+    gamma: Fraction = 1.0
     """Discount (NasGym: 1.0; episodes are at most max_layers steps)."""
-    target_update_interval: int = 100
+    target_update_interval: PositiveInt = 100
     """Steps between copies of the Q-network into the target network (NasGym: 100)."""
-    learning_starts: int = 20
+    learning_starts: NonNegativeInt = 20
     """Steps of uniform valid actions before the first gradient step (one batch; baselines' default of 1000
     was 15% of NasGym's 6,500-step runs and would exceed a short search)."""
-    train_freq: int = 1
+    train_freq: PositiveInt = 1
     """Environment steps per gradient step (NasGym, via baselines: 1)."""
-    net_arch: tuple[int, ...] = (64, 64)
+    net_arch: tuple[PositiveInt, ...] = (64, 64)
     """Hidden layers of the Q-network (baselines' and SB3's MLP: 64, 64)."""
-    max_grad_norm: float = 10.0
+    max_grad_norm: PositiveFloat = 10.0
     """Gradients are clipped to this global norm (baselines and SB3: 10)."""
-    seed: int = 0
+    seed: Seed = 0
     """Seeds the initial weights, exploration and replay sampling."""
+
+    def __post_init__(self) -> None:
+        validate(self)
 
 
 class OneHotNSC(BaseFeaturesExtractor):
@@ -88,28 +117,29 @@ class MaskedDQNPolicy(DQNPolicy):
         return MaskedQNetwork(**net_args).to(self.device)
 
 
-class SeededReplayBuffer(ReplayBuffer):
-    """SB3's replay buffer, sampling with its own generator (saved with it) instead of NumPy's global one."""
-
-    def __init__(self, *args: Any, seed: int = 0, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.rng = np.random.default_rng(seed)
-
-    def sample(self, batch_size: int, env: Any = None):
-        upper_bound = self.buffer_size if self.full else self.pos
-        return self._get_samples(self.rng.integers(0, upper_bound, size=batch_size), env=env)
-
-
 class MaskedDQN(DQN):
-    """SB3's DQN whose exploration (warm-up and epsilon steps) picks uniformly among valid actions."""
+    """SB3's DQN whose exploration (warm-up and epsilon steps) picks uniformly among valid actions, and whose
+    warm-up and epsilon schedule count from the start of the trial rather than of the agent's life."""
 
     exploration_rng: np.random.Generator
+    trial_start: int = 0
+    """``num_timesteps`` at the trial's first learn call."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         # SB3's default logger leaves an empty SB3-<date> folder in the temporary directory at every learn.
-        # ``load`` builds the model through this constructor, and the logger is never saved, so this covers both.
         self.set_logger(Logger(folder=None, output_formats=[]))
+
+    def start_trial(self, learning_starts: int) -> None:
+        """Warm up for ``learning_starts`` steps from now, and decay epsilon from its initial value again."""
+        self.trial_start = self.num_timesteps
+        self.learning_starts = self.num_timesteps + learning_starts
+        self.exploration_rate = self.exploration_initial_eps
+
+    def _update_current_progress_remaining(self, num_timesteps: int, total_timesteps: int) -> None:
+        """SB3's progress (epsilon's clock), over this trial's steps."""
+        done, total = num_timesteps - self.trial_start, total_timesteps - self.trial_start
+        self._current_progress_remaining = 1.0 - done / total
 
     def _random_valid_actions(self, observation: np.ndarray) -> np.ndarray:
         masks = valid_action_mask(observation, self.q_net.image_size).reshape(-1, int(self.action_space.n))
@@ -171,8 +201,8 @@ class _CallbackBridge(BaseCallback):
         agent.num_timesteps = model.num_timesteps
         if model._n_updates > self.reported_updates:
             self.reported_updates = model._n_updates
-            agent._report({"loss": float(model.logger.name_to_value["train/loss"]),
-                           "exploration_rate": model.exploration_rate})  # fmt: skip
+            loss = float(model.logger.name_to_value["train/loss"])
+            agent._report({"loss": loss, "exploration_rate": model.exploration_rate})
         if not agent._notify(self.callback, agent.num_timesteps, event["reward"], event["done"], event["info"]):
             raise _StopLearning
 
@@ -186,22 +216,36 @@ class DQNAgent(Agent):
         cfg = self.config
         with seeded(cfg.seed):
             self.model = MaskedDQN(
-                MaskedDQNPolicy, env, learning_rate=cfg.learning_rate, buffer_size=cfg.buffer_size or 1,
-                learning_starts=cfg.learning_starts, batch_size=cfg.batch_size, tau=1.0, gamma=cfg.gamma,
-                train_freq=cfg.train_freq, gradient_steps=1, target_update_interval=cfg.target_update_interval,
-                exploration_fraction=cfg.exploration_fraction, exploration_initial_eps=cfg.exploration_initial_eps,
-                exploration_final_eps=cfg.exploration_final_eps, max_grad_norm=cfg.max_grad_norm,
-                replay_buffer_class=SeededReplayBuffer, replay_buffer_kwargs={"seed": cfg.seed},
+                MaskedDQNPolicy,
+                env,
+                learning_rate=cfg.learning_rate,
+                buffer_size=0,  # SeededReplayBuffer gets its storage at the trial's first learn call
+                learning_starts=cfg.learning_starts,
+                batch_size=cfg.batch_size,
+                tau=1.0,
+                gamma=cfg.gamma,
+                train_freq=cfg.train_freq,
+                gradient_steps=1,
+                target_update_interval=cfg.target_update_interval,
+                exploration_fraction=cfg.exploration_fraction,
+                exploration_initial_eps=cfg.exploration_initial_eps,
+                exploration_final_eps=cfg.exploration_final_eps,
+                max_grad_norm=cfg.max_grad_norm,
+                replay_buffer_class=SeededReplayBuffer,
+                replay_buffer_kwargs={"seed": cfg.seed},
                 policy_kwargs={"net_arch": list(cfg.net_arch), "features_extractor_class": OneHotNSC},
                 device="cpu",
-            )  # fmt: skip
+            )
         self.model.exploration_rng = np.random.default_rng(cfg.seed)
-        self.buffer_sized = cfg.buffer_size is not None
         self._attach()
 
     @property
     def policy(self) -> nn.Module:
         return self.model.policy
+
+    @property
+    def replay_buffer(self) -> SeededReplayBuffer:
+        return self.model.replay_buffer
 
     def _attach(self) -> None:
         """Point the masks at this environment's image size (a loaded policy may move to another dataset)."""
@@ -213,17 +257,18 @@ class DQNAgent(Agent):
         return int(action), state
 
     def learn(self, total_steps: int, callback: StepCallback | None = None) -> DQNAgent:
-        if not self.buffer_sized:  # NasGym: a buffer of half the run
-            model = self.model
-            model.buffer_size = max(total_steps // 2, 1)
-            model.replay_buffer = SeededReplayBuffer(
-                model.buffer_size, model.observation_space, model.action_space, device="cpu", seed=self.config.seed
-            )
-            self.buffer_sized = True
+        if not self.replay_buffer.allocated:  # the trial's first learn call
+            capacity = self.config.buffer_size
+            origin = "buffer_size"
+            if capacity is None:  # NasGym: a buffer of half the run
+                capacity, origin = max(total_steps // 2, 1), f"half of the {total_steps:,} steps to learn"
+            self.replay_buffer.allocate(capacity, origin)
+            self.model.buffer_size = capacity
+            self.model.start_trial(self.config.learning_starts)
         self._observation = None  # SB3 keeps this episode; a later play starts its own
         with contextlib.suppress(_StopLearning):
-            self.model.learn(total_steps, callback=_CallbackBridge(self, callback), log_interval=None,
-                             reset_num_timesteps=False)  # fmt: skip
+            bridge = _CallbackBridge(self, callback)
+            self.model.learn(total_steps, callback=bridge, log_interval=None, reset_num_timesteps=False)
         self.num_timesteps = self.model.num_timesteps
         return self
 
@@ -233,21 +278,31 @@ class DQNAgent(Agent):
         return self
 
     def reset_trial(self) -> None:
+        """Also empty the replay buffer: its transitions belong to the last trial's dataset. The next ``learn``
+        sizes a new one and starts epsilon again from ``exploration_initial_eps``; until then ``play`` keeps the
+        epsilon training left."""
         super().reset_trial()
         self.model._last_obs = None
+        self.replay_buffer.release()
 
     def state_dict(self) -> dict[str, Any]:
-        archive = io.BytesIO()
-        self.model.save(archive)
+        model = self.model
         return {
-            "model_zip": archive.getvalue(),
-            "replay_buffer": pickle.dumps(self.model.replay_buffer),
-            "buffer_sized": self.buffer_sized,
+            "policy": model.policy.state_dict(),  # the Q-network and its target
+            "optimizer": model.policy.optimizer.state_dict(),
+            "counters": {name: kind(getattr(model, name)) for name, kind in COUNTERS.items()},
+            "exploration_rng": model.exploration_rng.bit_generator.state,
+            "replay_buffer": self.replay_buffer.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        with torch.random.fork_rng():
-            self.model = MaskedDQN.load(io.BytesIO(state["model_zip"]), env=self.env, device="cpu")
-        self.model.replay_buffer = pickle.loads(state["replay_buffer"])
-        self.buffer_sized = state["buffer_sized"]
+        model = self.model
+        model.policy.load_state_dict(state["policy"])
+        model.policy.optimizer.load_state_dict(state["optimizer"])
+        for name, kind in COUNTERS.items():
+            setattr(model, name, kind(state["counters"][name]))
+        model.exploration_rng.bit_generator.state = state["exploration_rng"]
+        self.replay_buffer.load_state_dict(state["replay_buffer"])
+        model.buffer_size = self.replay_buffer.buffer_size
+        model._last_obs = None  # a loaded agent starts a new episode
         self._attach()

@@ -14,6 +14,7 @@ i.e. most of the algorithm, while the whole of A2C fits here readably top to bot
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -24,6 +25,7 @@ from torch.distributions import Categorical
 
 from agents.base import Agent, StepCallback, seeded
 from agents.encoding import LAYER_CLASSES, encode_nsc, episode_length, masked_logits, one_thread, valid_action_mask
+from agents.hyperparameters import Fraction, NonNegativeFloat, PositiveFloat, PositiveInt, Seed, validate
 from nasgym.core.search_space import N_ACTIONS
 
 Memory = tuple[torch.Tensor, torch.Tensor]
@@ -32,28 +34,31 @@ Memory = tuple[torch.Tensor, torch.Tensor]
 
 @dataclass
 class MetaA2CConfig:
-    hidden_size: int = 128
+    hidden_size: PositiveInt = 128
     """LSTM units (NasGym: 128)."""
-    n_steps: int = 5
+    n_steps: PositiveInt = 5
     """Environment steps per update; returns bootstrap from the value after them (NasGym: 5)."""
-    gamma: float = 0.9
+    gamma: Fraction = 0.9
     """Discount (NasGym: 0.9)."""
-    entropy_coef: float = 0.01
+    entropy_coef: NonNegativeFloat = 0.01
     """Weight of the entropy bonus (NasGym: 0.01)."""
-    value_coef: float = 0.5
+    value_coef: NonNegativeFloat = 0.5
     """Weight of the value loss (NasGym: 0.5)."""
-    learning_rate: float = 1e-3
+    learning_rate: PositiveFloat = 1e-3
     """RMSProp's learning rate (NasGym: 1e-3, constant)."""
-    rmsprop_alpha: float = 0.99
+    rmsprop_alpha: Fraction = 0.99
     """RMSProp's smoothing constant (baselines' A2C: 0.99)."""
-    rmsprop_eps: float = 1e-5
+    rmsprop_eps: PositiveFloat = 1e-5
     """RMSProp's epsilon (baselines' A2C: 1e-5)."""
-    max_grad_norm: float = 0.5
+    max_grad_norm: PositiveFloat = 0.5
     """Gradients are clipped to this global norm (NasGym: 0.5)."""
     reset_memory_each_episode: bool = False
     """Clear the memory (and the previous action and reward) at every episode start, as NasGym's code did."""
-    seed: int = 0
+    seed: Seed = 0
     """Seeds the initial weights and the sampling."""
+
+    def __post_init__(self) -> None:
+        validate(self)
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,13 @@ class Rollout:
     masks: list[torch.Tensor] = field(default_factory=list)
     rewards: list[float] = field(default_factory=list)
     dones: list[bool] = field(default_factory=list)
+
+    def add(self, inputs: torch.Tensor, action: int, mask: torch.Tensor, reward: float, done: bool) -> None:
+        self.inputs.append(inputs)
+        self.actions.append(action)
+        self.masks.append(mask)
+        self.rewards.append(reward)
+        self.dones.append(done)
 
 
 class MetaA2CNetwork(nn.Module):
@@ -210,9 +222,7 @@ class MetaA2C(Agent):
             reward, done, info = self._env_step(action)
             self.num_timesteps += 1
             self.trial_state = self._after_step(state, reward, done)
-            for name, value in (("inputs", inputs), ("actions", action), ("masks", mask),
-                                ("rewards", reward), ("dones", done)):  # fmt: skip
-                getattr(self.rollout, name).append(value)
+            self.rollout.add(inputs, action, mask, reward, done)
             self.rollout.end_memory = self.trial_state.memory
             if len(self.rollout.inputs) == self.config.n_steps:
                 self._update()
@@ -256,10 +266,15 @@ class MetaA2C(Agent):
         nn.utils.clip_grad_norm_(self.network.parameters(), cfg.max_grad_norm)
         self.optimizer.step()
         self.rollout = Rollout()
-        self._report({
-            "loss": loss.item(), "policy_loss": policy_loss.item(), "value_loss": value_loss.item(),
-            "entropy": entropy.item(), "mean_return": float(returns.mean()),
-        })  # fmt: skip
+        self._report(
+            {
+                "loss": loss.item(),
+                "policy_loss": policy_loss.item(),
+                "value_loss": value_loss.item(),
+                "entropy": entropy.item(),
+                "mean_return": float(returns.mean()),
+            }
+        )
 
     # -- state --------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -267,12 +282,25 @@ class MetaA2C(Agent):
             "network": self.network.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state(),
-            "trial_state": self.trial_state,
-            "rollout": copy.deepcopy(self.rollout),
+            "trial_state": dataclasses.asdict(self.trial_state),  # plain dicts of tensors and numbers (copies)
+            "rollout": dataclasses.asdict(self.rollout),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.network.load_state_dict(state["network"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
-        self.trial_state, self.rollout = state["trial_state"], copy.deepcopy(state["rollout"])
+        trial_state, rollout = copy.deepcopy(state["trial_state"]), copy.deepcopy(state["rollout"])
+        self.trial_state = MetaA2CState(**{**trial_state, "memory": _memory(trial_state["memory"])})
+        memories = {key: _memory(rollout[key]) for key in ("start_memory", "end_memory")}
+        self.rollout = Rollout(**{**rollout, **memories})
+
+
+def _memory(stored: Any) -> Memory | None:
+    """A memory as ``Memory``: a (hidden, cell) pair of (1, hidden_size) tensors."""
+    if stored is None:
+        return None
+    hidden, cell = stored
+    if not (isinstance(hidden, torch.Tensor) and isinstance(cell, torch.Tensor) and hidden.shape == cell.shape):
+        raise ValueError("a memory that is not a pair of equal-shaped tensors")
+    return hidden, cell

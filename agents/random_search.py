@@ -8,15 +8,19 @@ from typing import Any
 import numpy as np
 
 from agents.base import Agent, StepCallback
+from agents.hyperparameters import Seed, validate
 from nasgym.core.search_space import N_ACTIONS
 
 
 @dataclass
 class RandomSearchConfig:
-    seed: int = 0
+    seed: Seed = 0
     """Seeds the action choices."""
     mask_invalid: bool = True
     """Choose only among valid actions; False samples all 8 and lets the environment end invalid episodes."""
+
+    def __post_init__(self) -> None:
+        validate(self)
 
 
 class RandomSearch(Agent):

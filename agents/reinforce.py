@@ -24,6 +24,7 @@ from torch.distributions import Categorical
 
 from agents.base import Agent, StepCallback, seeded
 from agents.encoding import layer_indices, masked_logits, one_thread, valid_action_mask
+from agents.hyperparameters import Fraction, NonNegativeFloat, PositiveFloat, PositiveInt, Seed, validate
 from nasgym.core.search_space import N_ACTIONS, Architecture
 
 START = N_ACTIONS
@@ -32,24 +33,27 @@ START = N_ACTIONS
 
 @dataclass
 class ReinforceConfig:
-    architectures_per_update: int = 8
+    architectures_per_update: PositiveInt = 8
     """m: architectures sampled per policy-gradient update, evaluated as one batch."""
-    hidden_size: int = 35
+    hidden_size: PositiveInt = 35
     """LSTM units per layer (Zoph & Le: 35)."""
-    num_layers: int = 2
+    num_layers: PositiveInt = 2
     """LSTM layers (Zoph & Le: 2)."""
-    learning_rate: float = 6e-4
+    learning_rate: PositiveFloat = 6e-4
     """Adam's learning rate (Zoph & Le: 0.0006)."""
-    init_range: float = 0.08
+    init_range: NonNegativeFloat = 0.08
     """Every weight starts uniform in [-init_range, init_range] (Zoph & Le)."""
-    baseline_decay: float = 0.95
+    baseline_decay: Fraction = 0.95
     """Moving-average baseline, per episode: b <- decay * b + (1 - decay) * R. The first batch's mean starts it."""
-    gamma: float = 1.0
+    gamma: Fraction = 1.0
     """Discount of rewards within an episode (only matters with reward='per_step')."""
-    entropy_coef: float = 0.0
+    entropy_coef: NonNegativeFloat = 0.0
     """Weight of an entropy bonus (none in Zoph & Le)."""
-    seed: int = 0
+    seed: Seed = 0
     """Seeds the initial weights and the sampling."""
+
+    def __post_init__(self) -> None:
+        validate(self)
 
 
 class Controller(nn.Module):
@@ -204,10 +208,15 @@ class Reinforce(Agent):
 
         for episode_return in episode_returns.tolist():
             self.baseline = cfg.baseline_decay * self.baseline + (1 - cfg.baseline_decay) * episode_return
-        self._report({
-            "policy_loss": policy_loss.item(), "entropy": entropy.item(), "baseline": self.baseline,
-            "batch_reward": float(episode_returns.mean()), "batch_best_reward": float(episode_returns.max()),
-        })  # fmt: skip
+        self._report(
+            {
+                "policy_loss": policy_loss.item(),
+                "entropy": entropy.item(),
+                "baseline": self.baseline,
+                "batch_reward": float(episode_returns.mean()),
+                "batch_best_reward": float(episode_returns.max()),
+            }
+        )
 
     # -- state --------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import agents
 import nasgym  # noqa: F401  (registers NAS-v0)
 from agents.encoding import encode_nsc, valid_action_mask
 from agents.meta_a2c import MetaA2CState
+from nasgym.core.errors import ConfigError
 from nasgym.core.evaluator import FunctionEvaluator
 from nasgym.core.search_space import Architecture, action_mask
 from nasgym.runners.episode_log import EpisodeLogger
@@ -75,22 +76,41 @@ def test_encoding_is_one_hot_per_row() -> None:
 # -- the API ---------------------------------------------------------------------------------------------
 def test_unknown_names_list_the_known_ones() -> None:
     env = toy_env()
-    with pytest.raises(ValueError, match="known agents: dqn, meta_a2c, random, reinforce"):
+    with pytest.raises(ConfigError, match="known agents: dqn, meta_a2c, random, reinforce"):
         agents.make("ppo", env)
-    with pytest.raises(TypeError, match=r"its hyperparameters are: .*architectures_per_update"):
+    with pytest.raises(ConfigError, match=r"unknown reinforce hyperparameter 'm'; known: architectures_per_update"):
         agents.make("reinforce", env, m=8)
 
 
-def test_defaults_are_the_papers_settings() -> None:
-    dqn = agents.make_config("dqn")
-    assert (dqn.learning_rate, dqn.exploration_initial_eps, dqn.exploration_final_eps, dqn.exploration_fraction,
-            dqn.batch_size, dqn.gamma, dqn.target_update_interval) == (5e-4, 1.0, 0.1, 1.0, 20, 1.0, 100)  # fmt: skip
-    a2c = agents.make_config("meta_a2c")
-    assert (a2c.hidden_size, a2c.n_steps, a2c.gamma, a2c.entropy_coef, a2c.value_coef, a2c.learning_rate,
-            a2c.max_grad_norm, a2c.reset_memory_each_episode) == (128, 5, 0.9, 0.01, 0.5, 1e-3, 0.5, False)  # fmt: skip
-    reinforce = agents.make_config("reinforce")
-    assert (reinforce.architectures_per_update, reinforce.hidden_size, reinforce.num_layers,
-            reinforce.learning_rate) == (8, 35, 2, 6e-4)  # fmt: skip
+PAPERS = {
+    "dqn": {
+        "learning_rate": 5e-4,
+        "exploration_initial_eps": 1.0,
+        "exploration_final_eps": 0.1,
+        "exploration_fraction": 1.0,
+        "batch_size": 20,
+        "gamma": 1.0,
+        "target_update_interval": 100,
+    },
+    "meta_a2c": {
+        "hidden_size": 128,
+        "n_steps": 5,
+        "gamma": 0.9,
+        "entropy_coef": 0.01,
+        "value_coef": 0.5,
+        "learning_rate": 1e-3,
+        "max_grad_norm": 0.5,
+        "reset_memory_each_episode": False,
+    },
+    "reinforce": {"architectures_per_update": 8, "hidden_size": 35, "num_layers": 2, "learning_rate": 6e-4},
+}
+"""NasGym's (DQN, meta-A2C) and Zoph & Le's (REINFORCE) settings."""
+
+
+@pytest.mark.parametrize("name", sorted(PAPERS))
+def test_defaults_are_the_papers_settings(name: str) -> None:
+    config = agents.make_config(name)
+    assert {key: getattr(config, key) for key in PAPERS[name]} == PAPERS[name]
 
 
 @pytest.mark.parametrize("name", ["random", *LEARNING_AGENTS])
@@ -146,7 +166,7 @@ def test_a_policy_moves_to_another_dataset_and_keeps_learning(name: str, tmp_pat
     events = collect(moved, 40)
     assert moved.num_timesteps == 80 and len(events) == 40
     assert all(event["info"]["valid"] for event in events)  # masks follow the new image size
-    with pytest.raises(ValueError, match="max_layers=10"):
+    with pytest.raises(ConfigError, match="max_layers=10"):
         agents.load(tmp_path / "agent.pt", toy_env(max_layers=6))
 
 
@@ -217,6 +237,40 @@ def test_dqn_buffer_is_half_the_run_and_epsilon_decays_over_it() -> None:
     agent.learn(200)
     assert agent.model.replay_buffer.buffer_size == 100
     assert rates[0] > 0.8 and rates[-1] == pytest.approx(0.1, abs=0.01)
+
+
+def test_dqn_starts_a_new_trial_with_an_empty_buffer_and_full_exploration(tmp_path) -> None:
+    agent = agents.make("dqn", toy_env())
+    agent.learn(100)
+    agent.save(tmp_path / "agent.pt")
+    moved = agents.load(tmp_path / "agent.pt", toy_env(reward_fn=lambda network: 0.75))  # another dataset
+    moved.reset_trial()
+    assert moved.model.replay_buffer.size() == 0
+    rates: list[float] = []
+    moved.update_listener = lambda metrics: rates.append(metrics["exploration_rate"])
+    moved.learn(200)
+    buffer = moved.model.replay_buffer
+    assert buffer.buffer_size == 100 and buffer.full  # half of this trial's first learn call
+    assert (buffer.rewards == 0.75).all()  # no transition of the last dataset is left
+    assert len(rates) == 180  # the warm-up counted from the trial's start: 20 steps of exploration first
+    assert rates[0] == pytest.approx(1.0 - 0.9 * 21 / 200) and rates[-1] == pytest.approx(0.1)
+
+
+def test_dqn_refuses_a_replay_buffer_larger_than_memory() -> None:
+    agent = agents.make("dqn", toy_env())
+    with pytest.raises(ConfigError) as refused:
+        agent.learn(10**13)
+    message = str(refused.value)
+    assert message.startswith(
+        "dqn's replay buffer of 5,000,000,000,000 transitions (half of the 10,000,000,000,000 steps to learn) "
+        "would need 3,818,"  # 820 bytes a transition: 3,818,464 GiB
+    )
+    assert "cap it with the hyperparameter buffer_size (--set buffer_size=N), e.g. buffer_size=" in message
+    assert agent.num_timesteps == 0 and not agent.model.replay_buffer.allocated
+    with pytest.raises(ConfigError, match=r"of 10,000,000,000,000 transitions \(buffer_size\)"):
+        agents.make("dqn", toy_env(), buffer_size=10**13).learn(10)
+    agent.learn(30)  # the refusal left the agent usable
+    assert agent.model.replay_buffer.buffer_size == 15
 
 
 def test_dqn_leaves_no_logger_folders_in_the_temporary_directory(tmp_path, monkeypatch) -> None:

@@ -32,7 +32,7 @@ def test_transfer_chains_training_and_compares_four_ways_on_the_held_out_set(tmp
     # The second phase continued the first phase's policy: its agent has lived through both phases.
     import torch
 
-    assert torch.load(second / "agent.pt", weights_only=False)["num_timesteps"] == 24
+    assert torch.load(second / "agent.pt", weights_only=True)["num_timesteps"] == 24
 
     results = json.loads((out / "results.json").read_text())
     report = (out / "report.md").read_text()
@@ -42,8 +42,8 @@ def test_transfer_chains_training_and_compares_four_ways_on_the_held_out_set(tmp
         assert len(values) == 10
         assert math.isclose(row["best_reward"], max(values)) and math.isclose(row["mean_reward"], np.mean(values))
         assert f"| {max(values):.3f} | {np.mean(values):.3f} |" in report
-    frozen = torch.load(seed / "eval" / "omniglot_small2" / "frozen" / "agent.pt", weights_only=False)
-    trained = torch.load(second / "agent.pt", weights_only=False)
+    frozen = torch.load(seed / "eval" / "omniglot_small2" / "frozen" / "agent.pt", weights_only=True)
+    trained = torch.load(second / "agent.pt", weights_only=True)
     for name, tensor in trained["state"]["network"].items():  # frozen: the weights did not move
         assert torch.equal(tensor, frozen["state"]["network"][name]), name
     assert_png_with_data(out / "transfer.png")

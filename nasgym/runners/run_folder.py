@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import agents
 from nasgym.core.errors import NasGymError
 from nasgym.core.files import atomic_path, atomic_write_text
 from nasgym.core.search_space import Architecture
@@ -169,9 +170,7 @@ class RunFolder:
         the agent may come from an earlier search, as in transfer experiments."""
         if not self.checkpoint.exists():
             return 0
-        import torch  # interim until agents.checkpoint_info lands
-
-        info = torch.load(self.checkpoint, map_location="cpu", weights_only=False)
+        info = agents.checkpoint_info(self.checkpoint)  # read as tensors and plain data only: runs no code
         return int(info["metadata"].get("search_steps", info["num_timesteps"]))
 
     # -- writing --------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 import agents
 from nasgym.core import settings
 from nasgym.core.config import make_configs
-from nasgym.core.errors import CheckpointError, ConfigError, NasGymError
+from nasgym.core.errors import ConfigError, NasGymError
 from nasgym.runners.episode_log import EpisodeLogger, ProgressLog
 from nasgym.runners.experiments.plots import plot_search
 from nasgym.runners.run_folder import EpisodeRow, RunFolder
@@ -94,10 +94,7 @@ def _agent(settings: SearchSettings, env: gym.Env, folder: RunFolder, start_step
 
 
 def _load(path: Path, env: gym.Env, name: str) -> agents.Agent:
-    agent = agents.load(path, env)  # interim: agents.load(..., agent=name) refuses before building
-    if agent.name != name:
-        raise CheckpointError(f"{path} holds a {agent.name} agent, not {name}; give a {name} checkpoint")
-    return agent
+    return agents.load(path, env, agent=name)  # a checkpoint of another agent is refused before building
 
 
 def run_search(
