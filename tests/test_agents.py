@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import TINY
+from support import TINY, toy_env, toy_reward
 
 import agents
 import nasgym  # noqa: F401  (registers NAS-v0)
@@ -22,21 +22,6 @@ from nasgym.runners.episode_log import EpisodeLogger
 from nasgym.runners.run_folder import RunFolder
 
 LEARNING_AGENTS = ("reinforce", "dqn", "meta_a2c")
-TARGET = Architecture.parse("c3-c3-m2-c5")
-
-
-def toy_reward(network: Architecture) -> float:
-    """1.0 for TARGET only; otherwise the share of positions that match it (longer networks are diluted)."""
-    matches = sum(a == b for a, b in zip(network.actions, TARGET.actions, strict=False))
-    return matches / max(len(network), len(TARGET))
-
-
-def toy_env(reward: str = "per_step", image_size: int = 84, reward_fn=toy_reward, **options) -> gym.Env:
-    """NAS-v0 whose reward is ``reward_fn`` of the network, through the documented evaluator hook."""
-    evaluator = FunctionEvaluator(reward_fn, image_size=image_size)
-    return gym.make("NAS-v0", evaluator=evaluator, reward=reward, image_size=image_size, **options)
-
-
 def random_architectures(count: int, image_size: int, seed: int = 0) -> list[Architecture]:
     """Every prefix of ``count`` random valid episodes."""
     rng, prefixes = np.random.default_rng(seed), []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_agents import toy_env
+from support import toy_env
 
 import agents
 

@@ -134,16 +134,17 @@ def test_a_second_search_on_a_folder_in_use_is_refused(tmp_path, capsys):
 def test_two_processes_on_one_folder_never_lose_a_search(tmp_path):
     """Started together (different seeds), one search runs and the other is refused: nothing is overwritten."""
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "nasgym", "search", "--steps", "40", "--out", str(out), "--no-progress"]
+    command = [sys.executable, "-m", "nasgym", "search", "--steps", "100", "--out", str(out), "--no-progress"]
     first = subprocess.Popen([*command, "--seed", "1", *TINY_FLAGS], stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while not (out / "episodes.csv").exists() and time.monotonic() < deadline:  # the first search is running
         time.sleep(0.05)
     second = subprocess.run([*command, "--seed", "2", *TINY_FLAGS], capture_output=True, text=True, timeout=120)
     assert first.wait(timeout=120) == 0, first.stderr.read()
-    assert second.returncode == 2 and "is in use by another search" in second.stderr
+    assert second.returncode == 2  # in use, or (on a machine fast enough to finish first) already holds a search
+    assert "is in use by another search" in second.stderr or "already holds a search" in second.stderr
     assert json.loads(RunFolder(out).run_file.read_text())["agent_options"]["seed"] == 1
-    assert len(read_rows(out / "episodes.csv")) == 40
+    assert len(read_rows(out / "episodes.csv")) == 100
 
 
 def test_a_full_disk_stops_a_search_cleanly_and_resume_finishes_it(tmp_path, capsys, small_disk):

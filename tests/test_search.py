@@ -41,7 +41,7 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 
 def checkpoint_step(out: Path) -> int:
-    return torch.load(out / "agent.pt", weights_only=False)["num_timesteps"]
+    return torch.load(out / "agent.pt", weights_only=True)["num_timesteps"]
 
 
 class CtrlCEvaluator(FunctionEvaluator):

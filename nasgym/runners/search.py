@@ -84,17 +84,13 @@ def _resume_step(folder: RunFolder, settings: SearchSettings, resume: bool) -> i
 
 
 def _agent(settings: SearchSettings, env: gym.Env, folder: RunFolder, start_step: int, start_from: Path | None):
-    if start_step:
-        return _load(folder.checkpoint, env, settings.agent)
+    if start_step:  # a checkpoint of another agent is refused before anything is built
+        return agents.load(folder.checkpoint, env, agent=settings.agent)
     if start_from is not None:
-        agent = _load(start_from, env, settings.agent)
+        agent = agents.load(start_from, env, agent=settings.agent)
         agent.reset_trial()  # a new dataset is a new trial
         return agent
     return agents.make(settings.agent, env, **settings.agent_options)
-
-
-def _load(path: Path, env: gym.Env, name: str) -> agents.Agent:
-    return agents.load(path, env, agent=name)  # a checkpoint of another agent is refused before building
 
 
 def run_search(
