@@ -1,18 +1,16 @@
 """The core's observation encodings and action masks as torch tensors, for the agents' networks, plus the
-masked-softmax and threading helpers the learning agents share. The rules themselves live in the core
-(``nasgym.core.search_space.nsc_action_mask``, ``nasgym.core.observation``), once.
+masked softmax the learning agents share, and ``one_thread`` (their networks are too small for threads). The
+rules themselves live in the core (``nasgym.core.search_space.nsc_action_mask``, ``nasgym.core.observation``).
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
 import torch
 
 from nasgym.core import observation, search_space
 from nasgym.core.observation import LAYER_CLASSES
+from nasgym.core.threads import single_threaded as one_thread
 
 __all__ = [
     "LAYER_CLASSES",
@@ -52,18 +50,3 @@ def valid_action_mask(nsc: np.ndarray | torch.Tensor, image_size: int) -> torch.
 def masked_logits(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Logits with invalid actions pushed to the lowest finite value (probability 0, no NaN in the entropy)."""
     return logits.masked_fill(~mask, torch.finfo(logits.dtype).min)
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Run the agents' tiny networks on one thread (also usable as a decorator).
-
-    Intra-op threads only add synchronisation to work this small: an LSTM step took 13 ms on two threads
-    and 0.5 ms on one on a busy 2-core machine. Child training, outside this block, keeps every thread.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)

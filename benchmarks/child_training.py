@@ -40,13 +40,13 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
-from nasgym.core.cpu_runtime import available_cpus, limit_threads
 from nasgym.core.datasets import ImageData, fingerprint_arrays, load_dataset, resize_images
 from nasgym.core.errors import NasGymError
 from nasgym.core.evaluator import TrainingEvaluator
 from nasgym.core.network import build_network
 from nasgym.core.search_space import TERMINAL_ACTION, Architecture, action_mask
-from nasgym.core.trainer import ChildTrainer, TrainConfig, resolve_device, split_indices
+from nasgym.core.training import ChildTrainer, TrainConfig, resolve_device, split_indices
+from nasgym.core.training.device import available_cpus, limit_threads
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -90,7 +90,7 @@ class NaiveReference:
 
     def __init__(self, data: ImageData, config: TrainConfig, device: torch.device):
         self.data, self.config, self.device = data, config, device
-        train_idx, eval_idx = split_indices(len(data), config.train_fraction, config.seed)
+        train_idx, eval_idx = split_indices(data.labels, config.train_fraction, config.seed, data.n_classes)
         images = torch.from_numpy(data.images).permute(0, 3, 1, 2).float().div(255).contiguous()
         labels = torch.from_numpy(data.labels)
         self.train_set = TensorDataset(images[train_idx], labels[train_idx])
@@ -193,7 +193,7 @@ def compare(
             else:
                 result, seconds = _timed(trainers[method].train, architecture)
                 runs[method] = {"seconds": seconds, "accuracy": result.accuracy, "execution": result.execution}
-                runs[method]["failure"] = result.failure
+                runs[method]["failure"] = result.failure or None
                 parameters = result.parameters
             runs[method]["images_per_s"] = config.epochs * n_train / seconds
         row = {"architecture": str(architecture), "layers": len(architecture), "parameters": parameters}

@@ -22,6 +22,8 @@ from nasgym.runners.episode_log import EpisodeLogger
 from nasgym.runners.run_folder import RunFolder
 
 LEARNING_AGENTS = ("reinforce", "dqn", "meta_a2c")
+
+
 def random_architectures(count: int, image_size: int, seed: int = 0) -> list[Architecture]:
     """Every prefix of ``count`` random valid episodes."""
     rng, prefixes = np.random.default_rng(seed), []

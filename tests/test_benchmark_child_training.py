@@ -10,7 +10,7 @@ from support import REPO
 
 from nasgym.core.datasets import load_dataset
 from nasgym.core.search_space import Architecture
-from nasgym.core.trainer import ChildTrainer, TrainConfig
+from nasgym.core.training import ChildTrainer, TrainConfig
 
 
 @pytest.fixture(scope="module")

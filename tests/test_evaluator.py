@@ -7,7 +7,7 @@ from nasgym.core.datasets import load_dataset
 from nasgym.core.evaluator import TrainingEvaluator
 from nasgym.core.reward_cache import RewardCache
 from nasgym.core.search_space import Architecture
-from nasgym.core.trainer import TrainConfig
+from nasgym.core.training import TrainConfig
 
 CONFIG = TrainConfig(epochs=TINY["epochs"], batch_size=TINY["batch_size"])
 BATCH = [Architecture.parse(text) for text in ("c3-m2", "a2-c1", "c3-m2-t", "c5", "m2-a2")]  # c3-m2 twice

@@ -10,7 +10,7 @@ from support import OMNIGLOT_DIR, assert_png_with_data, needs_omniglot
 from nasgym.runners.cli import main
 from nasgym.runners.experiments.transfer import VARIANTS
 
-FLAGS = ["--epochs", "1", "--image-size", "12", "--max-samples", "300", "--batch-size", "64", "--device", "cpu",
+FLAGS = ["--epochs", "1", "--image-size", "12", "--max-samples", "480", "--batch-size", "64", "--device", "cpu",
          "--no-progress"]  # fmt: skip
 
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from nasgym.core.network import NetworkConfig, build_network, count_parameters, parameter_count
+from nasgym.core.errors import ConfigError
+from nasgym.core.network import NetworkConfig, build_network, parameter_count
 from nasgym.core.search_space import Architecture
 
 
@@ -12,7 +13,7 @@ from nasgym.core.search_space import Architecture
 def test_parameter_count_matches_the_built_network(text):
     architecture = Architecture.parse(text)
     model = build_network(architecture, n_classes=7, image_size=32)
-    assert count_parameters(model) == parameter_count(architecture, 7, 32)
+    assert sum(p.numel() for p in model.parameters()) == parameter_count(architecture, 7, 32)
     side = architecture.spatial_sizes(32)[-1]
     assert model(torch.rand(2, 3, 32, 32)).shape == (2, 7)
     head = [m for m in model if isinstance(m, nn.Linear)]
@@ -33,7 +34,7 @@ def test_conv_block_is_relu_conv_bn_without_padding():
 def test_network_config_changes_the_shape():
     config = NetworkConfig(filters=8, dense_units=64, dropout=0.1)
     model = build_network(Architecture.parse("c3"), n_classes=3, image_size=10, config=config)
-    assert count_parameters(model) == (3 * 9 * 8 + 8) + 16 + (8 * 8 * 8 + 1) * 64 + 65 * 3
+    assert sum(p.numel() for p in model.parameters()) == (3 * 9 * 8 + 8) + 16 + (8 * 8 * 8 + 1) * 64 + 65 * 3
 
 
 def test_final_protocol_doubles_filters_per_conv_up_to_the_cap():
@@ -43,4 +44,21 @@ def test_final_protocol_doubles_filters_per_conv_up_to_the_cap():
     convs = [m for m in model if isinstance(m, nn.Conv2d)]
     assert [conv.out_channels for conv in convs] == [32, 64, 128, 128]
     assert [conv.in_channels for conv in convs] == [3, 32, 64, 128]
-    assert count_parameters(model) == parameter_count(architecture, 5, 32, config)
+    assert sum(p.numel() for p in model.parameters()) == parameter_count(architecture, 5, 32, config)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"filters": 0}, "filters must be at least 1"),
+        ({"dense_units": 0}, "dense_units must be at least 1"),
+        ({"max_filters": 0}, "max_filters must be at least 1"),
+        ({"dropout": 1.0}, "dropout must be in [0, 1)"),
+        ({"filter_growth": 0.0}, "filter_growth must be a positive number"),
+        ({"filters": 2.5}, "filters must be an int"),
+    ],
+)
+def test_a_network_config_out_of_range_is_refused(options, message):
+    with pytest.raises(ConfigError) as caught:
+        NetworkConfig(**options)
+    assert message in str(caught.value)

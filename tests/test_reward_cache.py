@@ -17,7 +17,7 @@ from nasgym.core.evaluator import TrainingEvaluator
 from nasgym.core.network import NetworkConfig
 from nasgym.core.reward_cache import RewardCache, reward_key
 from nasgym.core.search_space import Architecture
-from nasgym.core.trainer import TrainConfig
+from nasgym.core.training import TrainConfig
 
 
 @pytest.fixture(scope="module")

@@ -2,14 +2,17 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from support import TINY
 
 from nasgym.core.datasets import load_dataset
+from nasgym.core.errors import ConfigError
 from nasgym.core.network import NetworkConfig, parameter_count
 from nasgym.core.search_space import Architecture
-from nasgym.core.trainer import ChildTrainer, TrainConfig, _is_out_of_memory
+from nasgym.core.training import ChildTrainer, TrainConfig, resolve_device, split_indices
+from nasgym.core.training.device import is_out_of_memory
 
 TINY_CONFIG = TrainConfig(epochs=TINY["epochs"], batch_size=TINY["batch_size"])
 
@@ -24,7 +27,7 @@ def test_same_seed_same_result_on_cpu(digits):
     config = TrainConfig(epochs=1, batch_size=48, seed=3)  # a partial last batch, dropout, a changed seed
     first = ChildTrainer(digits, config, "cpu").train(architecture)
     second = ChildTrainer(digits, config, "cpu").train(architecture)
-    assert first.failure is None and 0 < first.accuracy <= 1
+    assert first.failure == "" and 0 < first.accuracy <= 1
     assert (first.accuracy, first.parameters) == (second.accuracy, second.parameters)
     assert "cpu" in first.execution and "fp32" in first.execution
 
@@ -49,15 +52,34 @@ def test_learning_rate_follows_the_step_schedule():
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"learning_rate": float("nan")}, "learning_rate must be a positive number"),
+        ({"learning_rate": float("nan")}, "learning_rate must be a number, got nan"),
+        ({"learning_rate": -1.0}, "learning_rate must be a positive number"),
+        ({"train_fraction": 1.0}, "train_fraction must be in (0, 1)"),
+        ({"seed": -1}, "seed must be in [0, 2**63)"),
         ({"epochs": 0}, "epochs and batch_size must be at least 1"),
         ({"betas": (0.9, 1.5)}, "betas in [0, 1)"),
         ({"precision": "fp16"}, "precision must be"),
     ],
 )
 def test_bad_settings_are_refused_up_front(settings, message):
-    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ConfigError) as caught:
         TrainConfig(**settings)
+    assert message in str(caught.value)
+
+
+def test_a_split_with_fewer_images_than_classes_on_a_side_is_refused():
+    labels = np.arange(10) % 5
+    with pytest.raises(ConfigError, match="give 7 to train and 3 to score, fewer than the 5 classes"):
+        split_indices(labels, 2 / 3, 0, 5)
+    train, reward = split_indices(np.arange(30) % 5, 2 / 3, 0, 5)
+    assert len(train) == 20 and len(reward) == 10 and not set(train) & set(reward)
+
+
+def test_device_names_are_checked():
+    with pytest.raises(ConfigError, match="device must be 'cuda', 'cuda:N', 'cpu' or 'auto', got 'foo'"):
+        resolve_device("foo")
+    with pytest.raises(ConfigError, match="device must be"):
+        resolve_device("mps")
 
 
 def test_diverging_loss_gives_zero_with_the_reason(digits):
@@ -75,20 +97,20 @@ def test_impossible_network_fails_fast_as_out_of_memory(digits):
     expected = parameter_count(Architecture.parse("c3"), 10, TINY["image_size"], config.network)
     assert result.accuracy == 0.0 and result.failure.startswith(f"out of memory: {expected:,} parameters need")
     assert result.parameters == expected and result.train_seconds < 1  # not a speed claim: nothing ran
-    assert ChildTrainer(digits, TINY_CONFIG, "cpu").train(Architecture.parse("c3")).failure is None
+    assert ChildTrainer(digits, TINY_CONFIG, "cpu").train(Architecture.parse("c3")).failure == ""
 
 
 def test_allocator_and_cuda_out_of_memory_errors_are_recognised():
     cpu = RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: you tried")
-    assert _is_out_of_memory(cpu) and _is_out_of_memory(torch.cuda.OutOfMemoryError("CUDA out of memory."))
+    assert is_out_of_memory(cpu) and is_out_of_memory(torch.cuda.OutOfMemoryError("CUDA out of memory."))
     try:  # as a failed CUDA graph capture reports it: another error raised while handling the first
         try:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory.")
         except RuntimeError:
             raise RuntimeError("operation failed due to a previous error during capture") from None
     except RuntimeError as wrapped:
-        assert _is_out_of_memory(wrapped)
-    assert not _is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+        assert is_out_of_memory(wrapped)
+    assert not is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
 
 
 def test_failed_graph_capture_retrains_eagerly_from_scratch_and_says_so(digits):
@@ -103,7 +125,7 @@ def test_failed_graph_capture_retrains_eagerly_from_scratch_and_says_so(digits):
     with pytest.warns(RuntimeWarning, match="CUDA graph capture failed"):
         fallback = trainer.train(Architecture.parse("c3-a2"))
     assert "CUDA graph capture failed, trained eagerly" in fallback.execution
-    assert fallback.failure is None and fallback.accuracy == eager.accuracy
+    assert fallback.failure == "" and fallback.accuracy == eager.accuracy
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -113,5 +135,5 @@ def test_cuda_graph_training_matches_eager_within_noise():
     architecture = Architecture.parse("c3-m2-c3")
     graphed = ChildTrainer(data, config, "cuda").train(architecture)
     eager = ChildTrainer(data, config, "cuda", cuda_graphs=False).train(architecture)
-    assert graphed.failure is None and "CUDA graph" in graphed.execution and "failed" not in graphed.execution
+    assert graphed.failure == "" and "CUDA graph" in graphed.execution and "failed" not in graphed.execution
     assert abs(graphed.accuracy - eager.accuracy) < 0.05, (graphed, eager)

@@ -5,8 +5,8 @@ import resource
 import pytest
 import torch
 
-from nasgym.core import cpu_runtime
-from nasgym.core.cpu_runtime import available_cpus, limit_threads, retained_heap
+from nasgym.core.training import device as cpu_runtime
+from nasgym.core.training.device import available_cpus, limit_threads, retained_heap
 
 BIG = 64 * 1024 * 1024 // 4  # floats in 64 MiB: above glibc's 32 MiB limit for keeping freed blocks
 

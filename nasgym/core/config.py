@@ -11,7 +11,7 @@ from typing import Any, Literal
 from nasgym.core import settings
 from nasgym.core.errors import ConfigError
 from nasgym.core.search_space import DEFAULT_IMAGE_SIZE, DEFAULT_MAX_LAYERS
-from nasgym.core.trainer import TrainConfig
+from nasgym.core.training import TrainConfig
 
 
 @dataclass(frozen=True)

@@ -20,17 +20,14 @@ import torch
 from tqdm.auto import tqdm
 
 from nasgym.core.config import EnvConfig
-from nasgym.core.cpu_runtime import retained_heap
 from nasgym.core.datasets import ImageData, load_dataset
 from nasgym.core.evaluation import Evaluation
 from nasgym.core.network import parameter_count
 from nasgym.core.paths import default_cache_path
 from nasgym.core.reward_cache import RewardCache, reward_key
 from nasgym.core.search_space import DEFAULT_IMAGE_SIZE, Architecture
-from nasgym.core.trainer import ChildTrainer, TrainConfig, TrainResult, resolve_device
+from nasgym.core.training import ChildTrainer, EpochCallback, TrainConfig, resolve_device, retained_heap
 
-EpochCallback = Callable[[int], None]
-"""Called with the epoch number after every epoch of a training (progress bars for long trainings)."""
 PROGRESS_AFTER_SECONDS = 10.0
 """A training still running after this long shows an epoch progress bar on a terminal (and is gone when done)."""
 
@@ -152,7 +149,7 @@ class TrainingEvaluator:
                     if not future.cancelled() and future.exception() is None:
                         self._record(key, network, future.result())
 
-    def _train_one(self, network: Architecture, on_epoch: EpochCallback | None) -> TrainResult:
+    def _train_one(self, network: Architecture, on_epoch: EpochCallback | None) -> Evaluation:
         """One training; a long one shows that it is alive (12 epochs at 84 px take minutes on a CPU)."""
         if on_epoch is not None:
             return self.trainer.train(network, on_epoch=on_epoch)
@@ -165,15 +162,7 @@ class TrainingEvaluator:
         ) as bar:
             return self.trainer.train(network, on_epoch=lambda _epoch: bar.update())
 
-    def _record(self, key: str, network: Architecture, result: TrainResult) -> None:
-        evaluation = Evaluation(
-            str(network),
-            result.accuracy,
-            result.train_seconds,
-            result.parameters,
-            result.failure or "",
-            execution=result.execution,
-        )
+    def _record(self, key: str, network: Architecture, evaluation: Evaluation) -> None:
         self.stats.trained += 1
         self.stats.train_seconds += evaluation.train_seconds
         if self.cache is not None:

@@ -1,13 +1,16 @@
-"""The child network NasGym builds from an architecture (DESIGN.md section 2)."""
+"""The child network NasGym builds from an architecture: per convolution ReLU -> Conv2d(no padding) -> BatchNorm,
+pooling with stride = window, then Flatten -> Linear(dense_units) -> ReLU -> Dropout -> Linear(classes)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from nasgym.core.errors import ArchitectureError
+from nasgym.core import settings
+from nasgym.core.errors import ArchitectureError, ConfigError
 from nasgym.core.search_space import AVG_POOL, CONV, MAX_POOL, Architecture
 
 
@@ -18,11 +21,31 @@ class NetworkConfig:
     filters: int = 32
     """Filters of the first convolution (NasGym: 32 for every convolution)."""
     dense_units: int = 1024
+    """Units of the dense layer before the classifier (NasGym: 1024)."""
     dropout: float = 0.4
+    """Dropout rate after the dense layer (NasGym: 0.4)."""
     filter_growth: float = 1.0
     """Each convolution has this many times the filters of the one before (NasGym's final protocol: 2)."""
     max_filters: int = 512
     """Cap for a growing filter count (VGG's widest layer)."""
+
+    def __post_init__(self) -> None:
+        settings.check_fields(self)
+        problems = [
+            f"{name} must be at least 1, got {value}"
+            for name, value in (
+                ("filters", self.filters),
+                ("dense_units", self.dense_units),
+                ("max_filters", self.max_filters),
+            )
+            if value < 1
+        ]
+        if not 0 <= self.dropout < 1:
+            problems.append(f"dropout must be in [0, 1), got {self.dropout}")
+        if not (math.isfinite(self.filter_growth) and self.filter_growth > 0):
+            problems.append(f"filter_growth must be a positive number, got {self.filter_growth}")
+        if problems:
+            raise ConfigError("; ".join(problems))
 
     def conv_filters(self, index: int) -> int:
         """Filters of the ``index``-th convolution (0-based)."""
@@ -91,10 +114,6 @@ def build_network(
     return nn.Sequential(*layers)
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def parameter_count(
     architecture: Architecture, n_classes: int, image_size: int, config: NetworkConfig = NetworkConfig()
 ) -> int:
@@ -113,9 +132,8 @@ def parameter_count(
 
 
 def to_device(model: nn.Module, device: torch.device, channels_last: bool = True) -> nn.Module:
-    """Move a child to ``device`` in channels_last layout, which cuDNN's bf16 convolutions prefer (DESIGN.md
-    section 5) and with which oneDNN's CPU convolutions took ~20% less time per step (benchmarks/README.md).
-    """
+    """Move a child to ``device`` in channels_last layout, which cuDNN's bf16 convolutions prefer and with which
+    oneDNN's CPU convolutions took ~20% less time per step (benchmarks/README.md)."""
     model = model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
 from dataclasses import dataclass
 from numbers import Integral
 
@@ -16,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from nasgym.core.errors import ConfigError
+from nasgym.core.threads import single_threaded
 
 _RESIZE_BYTES = 256 << 20  # float32 working memory of one resize batch
 
@@ -124,22 +123,9 @@ def resize_images(images: np.ndarray, size: int, chunk: int = 512) -> np.ndarray
         raise ValueError(f"expected 1 or 3 channels, got {channels}")
     chunk = max(1, min(chunk, _RESIZE_BYTES // (4 * channels * size * size)))
     out = np.empty((n, size, size, 3), dtype=np.uint8)
-    with _without_thread_pool():
+    with single_threaded():  # building an env must not start OpenMP's pool: workers forked later would hang
         _resize_into(out, images, size, chunk)
     return out
-
-
-@contextlib.contextmanager
-def _without_thread_pool() -> Iterator[None]:
-    """Run torch ops on the calling thread only. GNU OpenMP's thread pool does not survive ``fork``: a process
-    that forks after using it (``AsyncVectorEnv``, multiprocessing) deadlocks its children at their first
-    parallel op. Building an environment must therefore not start it; loading a dataset is small work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _resize_into(out: np.ndarray, images: np.ndarray, size: int, chunk: int) -> None:

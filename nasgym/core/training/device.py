@@ -1,11 +1,12 @@
-"""How child training uses the CPU: how many threads, and whether freed memory goes back to the kernel.
+"""Where and how a child trains: the device, its memory, and how training uses the CPU (threads, and whether
+freed memory goes back to the kernel).
 
 Measured on a 2-core machine (benchmarks/README.md): glibc hands every block over 32 MiB straight back to
 the kernel when it is freed, so each batch's activations, gradients and optimizer temporaries were
 faulted in and zeroed again; with NasGym's unpadded convolutions a one-conv child has a 231M-parameter
 head and that churn was most of the run time (sys time). ``retained_heap`` keeps freed blocks in the
 process while children train and gives them back afterwards: 1.2-1.5x faster training for up to ~1.5x the
-peak memory (fragmentation of the kept heap); set ``nasgym.core.cpu_runtime.RETAIN_HEAP = False`` to opt out.
+peak memory (fragmentation of the kept heap); set ``nasgym.core.training.device.RETAIN_HEAP = False`` to opt out.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+
+from nasgym.core.errors import ConfigError
 
 # glibc's mallopt parameters (malloc.h) and the defaults they are restored to.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4
@@ -99,3 +102,36 @@ def limit_threads() -> int:
     if torch.get_num_threads() > usable:
         torch.set_num_threads(usable)
     return torch.get_num_threads()
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """'auto' picks CUDA when available; an explicit device that does not exist raises a clear error."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device must be 'cuda', 'cuda:N', 'cpu' or 'auto', got {device!r}") from None
+    if device.type not in ("cuda", "cpu"):
+        raise ConfigError(f"device must be 'cuda', 'cuda:N', 'cpu' or 'auto', got {str(device)!r}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was requested but PyTorch sees no CUDA GPU; use device='cpu' or 'auto'")
+    return device
+
+
+def is_out_of_memory(error: BaseException | None) -> bool:
+    """CUDA raises OutOfMemoryError, the CPU allocator a plain RuntimeError; a failed capture may wrap either."""
+    while error is not None:
+        if isinstance(error, torch.cuda.OutOfMemoryError):
+            return True
+        if isinstance(error, RuntimeError) and ("can't allocate memory" in str(error) or "out of memory" in str(error)):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def memory_bytes(device: torch.device) -> int:
+    """All of the device's memory (the host's physical memory for the CPU)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

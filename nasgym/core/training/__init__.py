@@ -1,0 +1,17 @@
+"""Child training: its settings (``config``), where it runs (``device``), the CUDA-graph step (``cuda_graphs``) and
+the loop (``trainer``)."""
+
+from nasgym.core.training.config import TrainConfig
+from nasgym.core.training.device import available_cpus, limit_threads, resolve_device, retained_heap
+from nasgym.core.training.trainer import ChildTrainer, EpochCallback, split_indices
+
+__all__ = [
+    "ChildTrainer",
+    "EpochCallback",
+    "TrainConfig",
+    "available_cpus",
+    "limit_threads",
+    "resolve_device",
+    "retained_heap",
+    "split_indices",
+]
