@@ -63,7 +63,7 @@ ARCHITECTURES = (
 )
 NINE_LAYER_CHILD = "c3-c3-m2-c3-c3-m2-c3-c3-m2"
 
-# Sizes of the Meta-Dataset sets in DESIGN.md section 5 (images, classes).
+# Sizes of Meta-Dataset sets NasGym trained on (images, classes), for synthetic data of the same shape.
 DATASET_SIZES = {"omniglot_small1": (2720, 136), "dtd": (5640, 47), "omniglot": (32460, 1623)}
 
 
