@@ -20,10 +20,10 @@ import numpy as np
 import torch
 
 from agents import checkpoint
-from agents.encoding import valid_action_mask
 from agents.hyperparameters import validate
 from nasgym.core import settings
 from nasgym.core.errors import ConfigError
+from nasgym.core.space_model import SpaceModel
 
 StepCallback = Callable[[dict[str, Any]], "bool | None"]
 """Called after every environment step with ``{"step", "reward", "terminated", "info"}``; False stops.
@@ -57,11 +57,23 @@ class Agent(ABC):
         if config is not None:
             self._checked(lambda: validate(self.config))  # a config object may have changed since it was made
         self.env = env
+        self.space = self.space_of(env)
+        """What the agent knows of the search space from observations alone (``nasgym.core.space_model``)."""
         self.num_timesteps = 0
         """Environment steps learned from (``play`` does not count)."""
         self.update_listener: UpdateListener | None = None
         self._observation: np.ndarray | None = None  # of the unfinished episode; None: reset before the next step
         self._episode_owner: str | None = None  # "learn" or "play": switching between them starts a new episode
+
+    @classmethod
+    def space_of(cls, env: gym.Env) -> SpaceModel:
+        """The environment's ``SpaceModel``, through any wrappers."""
+        try:
+            return env.get_wrapper_attr("space_model")
+        except AttributeError:
+            raise ConfigError(
+                f"{cls.name} searches nasgym environments: {env} has no space_model, so the valid actions are unknown"
+            ) from None
 
     @classmethod
     def make_config(cls, **hyperparameters: Any) -> Any:
@@ -141,8 +153,8 @@ class Agent(ABC):
         shape = tuple(payload["observation_shape"])
         if shape != tuple(env.observation_space.shape):
             raise ConfigError(
-                f"the {payload['agent']} agent in {source} observed NSC matrices of shape {shape}, this environment "
-                f"gives {tuple(env.observation_space.shape)}; make the environment with max_layers={shape[0]}"
+                f"the {payload['agent']} agent in {source} observed shape {shape}, this environment gives "
+                f"{tuple(env.observation_space.shape)}; make the environment with the same max_layers and observation"
             )
         try:
             config = cls.Config(**payload["config"])
@@ -157,23 +169,9 @@ class Agent(ABC):
         return agent
 
     # -- helpers for subclasses -------------------------------------------------------------------------
-    @property
-    def image_size(self) -> int:
-        """Input side of the environment's child networks (what decides which actions are valid)."""
-        try:
-            return int(self.env.get_wrapper_attr("image_size"))
-        except AttributeError:
-            raise ConfigError(
-                f"{self.name} searches NAS environments: {self.env} has no image_size, so the valid actions are unknown"
-            ) from None
-
-    @property
-    def max_layers(self) -> int:
-        return int(self.env.observation_space.shape[0])
-
     def _mask(self, observation: np.ndarray) -> np.ndarray:
         """Valid actions, computed from the observation alone (so ``predict`` needs no live env)."""
-        return valid_action_mask(observation, self.image_size).numpy()
+        return self.space.masks(observation)
 
     def _current_observation(self, owner: str) -> np.ndarray:
         """The observation to act on: the unfinished episode's, or a new episode's."""

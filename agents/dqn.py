@@ -1,9 +1,10 @@
 """DQN: stable-baselines3's, with NasGym's settings, unable to choose an invalid action.
 
-SB3's DQN has no action masks, so the Q-network masks itself: from the observation alone it computes the valid
-actions (``agents.encoding.valid_action_mask``) and gives the others the lowest Q-value. Greedy actions and the
-target's max over next actions are therefore taken over valid actions only; exploration samples uniformly
-among valid actions. The Q-network reads the one-hot NSC, like the other learning agents.
+SB3's DQN has no action masks, so the Q-network masks itself: from the observation alone the environment's
+``SpaceModel`` gives the valid actions, and the others get the lowest Q-value. Greedy actions and the target's
+max over next actions are therefore taken over valid actions only; exploration samples uniformly among valid
+actions. The Q-network reads the space model's features (the one-hot NSC in NAS-v0), like the other learning
+agents.
 
 A trial (``reset_trial``) starts with an empty replay buffer, sized at its first ``learn`` call, and with the
 warm-up and epsilon's decay counted from there. For an exact resume, sampling uses generators that are saved
@@ -30,7 +31,7 @@ from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
 from agents.base import Agent, StepCallback, seeded
-from agents.encoding import LAYER_CLASSES, encode_nsc, masked_logits, one_thread, valid_action_mask
+from agents.encoding import features, masked_logits, masks, one_thread
 from agents.hyperparameters import (
     Fraction,
     NonNegativeInt,
@@ -41,6 +42,7 @@ from agents.hyperparameters import (
     validate,
 )
 from agents.replay_buffer import SeededReplayBuffer
+from nasgym.core.space_model import SpaceModel
 
 COUNTERS = {
     "num_timesteps": int,
@@ -92,23 +94,22 @@ class DQNConfig:
         validate(self)
 
 
-class OneHotNSC(BaseFeaturesExtractor):
-    """The NSC observation as one-hot rows (``agents.encoding.encode_nsc``)."""
+class SpaceFeatures(BaseFeaturesExtractor):
+    """What the environment's space model gives a network to read (the one-hot NSC in NAS-v0)."""
 
-    def __init__(self, observation_space: spaces.Box):
-        super().__init__(observation_space, observation_space.shape[0] * LAYER_CLASSES)
+    def __init__(self, observation_space: spaces.Space, space: SpaceModel):
+        super().__init__(observation_space, space.feature_size)
+        self.space = space
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
-        return encode_nsc(observations)
+        return features(self.space, observations)
 
 
 class MaskedQNetwork(QNetwork):
     """Q-values with invalid actions at the lowest value, so argmax and max see only valid actions."""
 
-    image_size: int = 84  # set from the environment by DQNAgent (not a constructor argument: SB3 rebuilds nets)
-
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return masked_logits(super().forward(obs), valid_action_mask(obs, self.image_size))
+        return masked_logits(super().forward(obs), masks(self.features_extractor.space, obs))
 
 
 class MaskedDQNPolicy(DQNPolicy):
@@ -142,9 +143,11 @@ class MaskedDQN(DQN):
         self._current_progress_remaining = 1.0 - done / total
 
     def _random_valid_actions(self, observation: np.ndarray) -> np.ndarray:
-        masks = valid_action_mask(observation, self.q_net.image_size).reshape(-1, int(self.action_space.n))
-        actions = np.array([self.exploration_rng.choice(np.flatnonzero(mask.numpy())) for mask in masks])
-        return actions if np.ndim(observation) == 3 else actions[0]
+        space = self.q_net.features_extractor.space
+        batch = np.ndim(observation) > len(space.observation_space.shape)
+        valid = space.masks(np.asarray(observation)).reshape(-1, int(self.action_space.n))
+        actions = np.array([self.exploration_rng.choice(np.flatnonzero(row)) for row in valid])
+        return actions if batch else actions[0]
 
     def predict(self, observation, state=None, episode_start=None, deterministic=False):
         if not deterministic and self.exploration_rng.random() < self.exploration_rate:
@@ -233,11 +236,14 @@ class DQNAgent(Agent):
                 max_grad_norm=cfg.max_grad_norm,
                 replay_buffer_class=SeededReplayBuffer,
                 replay_buffer_kwargs={"seed": cfg.seed},
-                policy_kwargs={"net_arch": list(cfg.net_arch), "features_extractor_class": OneHotNSC},
+                policy_kwargs={
+                    "net_arch": list(cfg.net_arch),
+                    "features_extractor_class": SpaceFeatures,
+                    "features_extractor_kwargs": {"space": self.space},
+                },
                 device="cpu",
             )
         self.model.exploration_rng = np.random.default_rng(cfg.seed)
-        self._attach()
 
     @property
     def policy(self) -> nn.Module:
@@ -246,11 +252,6 @@ class DQNAgent(Agent):
     @property
     def replay_buffer(self) -> SeededReplayBuffer:
         return self.model.replay_buffer
-
-    def _attach(self) -> None:
-        """Point the masks at this environment's image size (a loaded policy may move to another dataset)."""
-        for network in (self.model.q_net, self.model.q_net_target):
-            network.image_size = self.image_size
 
     def predict(self, observation: np.ndarray, state: Any = None, deterministic: bool = False) -> tuple[int, Any]:
         action, _ = self.model.predict(observation, deterministic=deterministic)
@@ -305,4 +306,3 @@ class DQNAgent(Agent):
         self.replay_buffer.load_state_dict(state["replay_buffer"])
         model.buffer_size = self.replay_buffer.buffer_size
         model._last_obs = None  # a loaded agent starts a new episode
-        self._attach()

@@ -24,9 +24,9 @@ from torch import nn
 from torch.distributions import Categorical
 
 from agents.base import Agent, StepCallback, seeded
-from agents.encoding import LAYER_CLASSES, encode_nsc, episode_length, masked_logits, one_thread, valid_action_mask
+from agents.encoding import features, masked_logits, masks, one_thread
 from agents.hyperparameters import Fraction, NonNegativeFloat, PositiveFloat, PositiveInt, Seed, validate
-from nasgym.core.search_space import N_ACTIONS
+from nasgym.core.space_model import SpaceModel
 
 Memory = tuple[torch.Tensor, torch.Tensor]
 """The LSTM's (hidden, cell) state, each (1, hidden_size)."""
@@ -98,25 +98,27 @@ class Rollout:
 class MetaA2CNetwork(nn.Module):
     """LSTM(hidden_size) shared by a policy head (logits over actions) and a value head."""
 
-    def __init__(self, max_layers: int, hidden_size: int):
+    def __init__(self, space: SpaceModel, hidden_size: int):
         super().__init__()
-        self.max_layers = max_layers
-        self.lstm = nn.LSTMCell(max_layers * LAYER_CLASSES + N_ACTIONS + 2, hidden_size)
-        self.policy = nn.Linear(hidden_size, N_ACTIONS)
+        self.space = space
+        self.lstm = nn.LSTMCell(space.feature_size + space.n_actions + 2, hidden_size)
+        self.policy = nn.Linear(hidden_size, space.n_actions)
         self.value = nn.Linear(hidden_size, 1)
         nn.init.orthogonal_(self.policy.weight, gain=0.01)  # near-uniform first policy (baselines' A2C)
         nn.init.zeros_(self.policy.bias)
 
     def encode(self, observation: np.ndarray, previous_action: int, previous_reward: float) -> torch.Tensor:
-        """[one-hot NSC, one-hot previous action (zeros if none), previous reward, time step / max_layers]."""
-        action = torch.zeros(N_ACTIONS)
+        """[space features (one-hot NSC), one-hot previous action (zeros if none), previous reward,
+        time step / longest episode]."""
+        action = torch.zeros(self.space.n_actions)
         if previous_action >= 0:
             action[previous_action] = 1.0
-        time_step = episode_length(observation).float().reshape(1) / self.max_layers
-        return torch.cat([encode_nsc(observation), action, torch.tensor([float(previous_reward)]), time_step])
+        time_step = torch.as_tensor(self.space.steps(observation), dtype=torch.float32).reshape(1)
+        reward = torch.tensor([float(previous_reward)])
+        return torch.cat([features(self.space, observation), action, reward, time_step / self.space.max_steps])
 
     def forward(self, inputs: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor, Memory]:
-        """``inputs`` (batch, features) -> logits (batch, N_ACTIONS), values (batch,), new memory."""
+        """``inputs`` (batch, features) -> logits (batch, n_actions), values (batch,), new memory."""
         hidden, cell = self.lstm(inputs, memory)
         return self.policy(hidden), self.value(hidden).squeeze(-1), (hidden, cell)
 
@@ -129,7 +131,7 @@ class MetaA2C(Agent):
         super().__init__(env, config, **hyperparameters)
         cfg = self.config
         with seeded(cfg.seed):
-            self.network = MetaA2CNetwork(self.max_layers, cfg.hidden_size)
+            self.network = MetaA2CNetwork(self.space, cfg.hidden_size)
         self.optimizer = torch.optim.RMSprop(
             self.network.parameters(), lr=cfg.learning_rate, alpha=cfg.rmsprop_alpha, eps=cfg.rmsprop_eps
         )
@@ -157,7 +159,7 @@ class MetaA2C(Agent):
         """Probabilities of the actions and the value estimate, given ``state`` (for analysis and tests)."""
         inputs = self.network.encode(observation, state.previous_action, state.previous_reward)
         logits, value, _ = self.network(inputs[None], state.memory)
-        mask = valid_action_mask(observation, self.image_size)
+        mask = masks(self.space, observation)
         return torch.softmax(masked_logits(logits[0], mask), -1), float(value[0])
 
     @one_thread()
@@ -165,7 +167,7 @@ class MetaA2C(Agent):
     def _act(self, observation: np.ndarray, state: MetaA2CState, deterministic: bool):
         inputs = self.network.encode(observation, state.previous_action, state.previous_reward)
         logits, _, memory = self.network(inputs[None], state.memory)
-        mask = valid_action_mask(observation, self.image_size)
+        mask = masks(self.space, observation)
         logits = masked_logits(logits[0], mask)
         if deterministic:
             action = int(logits.argmax())

@@ -9,7 +9,6 @@ import numpy as np
 
 from agents.base import Agent, StepCallback
 from agents.hyperparameters import Seed, validate
-from nasgym.core.search_space import N_ACTIONS
 
 
 @dataclass
@@ -32,7 +31,7 @@ class RandomSearch(Agent):
         self.rng = np.random.default_rng(self.config.seed)
 
     def predict(self, observation: np.ndarray, state: Any = None, deterministic: bool = False) -> tuple[int, Any]:
-        allowed = self._mask(observation) if self.config.mask_invalid else np.ones(N_ACTIONS, dtype=bool)
+        allowed = self._mask(observation) if self.config.mask_invalid else np.ones(self.space.n_actions, dtype=bool)
         return int(self.rng.choice(np.flatnonzero(allowed))), state
 
     def learn(self, total_steps: int, callback: StepCallback | None = None) -> RandomSearch:

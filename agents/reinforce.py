@@ -23,12 +23,8 @@ from torch import nn
 from torch.distributions import Categorical
 
 from agents.base import Agent, StepCallback, seeded
-from agents.encoding import layer_indices, masked_logits, one_thread, valid_action_mask
+from agents.encoding import masked_logits, masks, one_thread
 from agents.hyperparameters import Fraction, NonNegativeFloat, PositiveFloat, PositiveInt, Seed, validate
-from nasgym.core.search_space import N_ACTIONS, Architecture
-
-START = N_ACTIONS
-"""The controller's input token before the first decision."""
 
 
 @dataclass
@@ -57,18 +53,19 @@ class ReinforceConfig:
 
 
 class Controller(nn.Module):
-    """LSTM over the previous actions -> logits of the next action."""
+    """LSTM over the previous actions -> logits of the next action. Input token ``n_actions`` is the start."""
 
-    def __init__(self, hidden_size: int, num_layers: int, init_range: float):
+    def __init__(self, n_actions: int, hidden_size: int, num_layers: int, init_range: float):
         super().__init__()
-        self.embedding = nn.Embedding(N_ACTIONS + 1, hidden_size)  # the actions and START
+        self.start = n_actions
+        self.embedding = nn.Embedding(n_actions + 1, hidden_size)  # the actions and the start token
         self.lstm = nn.LSTM(hidden_size, hidden_size, num_layers, batch_first=True)
-        self.head = nn.Linear(hidden_size, N_ACTIONS)
+        self.head = nn.Linear(hidden_size, n_actions)
         for parameter in self.parameters():
             nn.init.uniform_(parameter, -init_range, init_range)
 
     def forward(self, previous_actions: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
-        """``previous_actions`` (batch, time) -> logits (batch, time, N_ACTIONS) and the LSTM state."""
+        """``previous_actions`` (batch, time) -> logits (batch, time, n_actions) and the LSTM state."""
         output, state = self.lstm(self.embedding(previous_actions), state)
         return self.head(output), state
 
@@ -81,7 +78,7 @@ class Reinforce(Agent):
         super().__init__(env, config, **hyperparameters)
         cfg = self.config
         with seeded(cfg.seed):
-            self.controller = Controller(cfg.hidden_size, cfg.num_layers, cfg.init_range)
+            self.controller = Controller(self.space.n_actions, cfg.hidden_size, cfg.num_layers, cfg.init_range)
         self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=cfg.learning_rate)
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.baseline: float | None = None
@@ -108,33 +105,28 @@ class Reinforce(Agent):
 
     @one_thread()
     def predict(self, observation: np.ndarray, state: Any = None, deterministic: bool = False) -> tuple[int, Any]:
-        """The controller's choice after the layers in ``observation`` (recomputed from them; no state)."""
-        rows = layer_indices(observation)
-        previous = torch.cat([torch.tensor([START]), rows[rows > 0] - 1])
+        """The controller's choice after the actions ``observation`` records (recomputed from them; no state)."""
+        previous = torch.tensor([self.controller.start, *self.space.actions(observation)])
         with torch.no_grad():
             logits, _ = self.controller(previous[None])
-        mask = valid_action_mask(observation, self.image_size)
-        return int(self._choose(logits[0, -1], mask, deterministic)), None
+        return int(self._choose(logits[0, -1], masks(self.space, observation), deterministic)), None
 
     @one_thread()
     @torch.no_grad()
     def _sample_architectures(self) -> list[list[int]]:
         """m architectures, sampled decision by decision in parallel."""
-        architectures = [Architecture(())] * self.config.architectures_per_update
-        previous = torch.full((len(architectures), 1), START)
+        episodes: list[list[int]] = [[] for _ in range(self.config.architectures_per_update)]
+        previous = torch.full((len(episodes), 1), self.controller.start)
         state = None
-        while not all(self._finished(a) for a in architectures):
+        while not all(self.space.done(actions) for actions in episodes):
             logits, state = self.controller(previous, state)
-            nsc = np.stack([a.nsc(self.max_layers) for a in architectures])
-            actions = self._choose(logits[:, -1], valid_action_mask(nsc, self.image_size), deterministic=False)
-            architectures = [
-                a if self._finished(a) else a.append(int(x)) for a, x in zip(architectures, actions, strict=True)
-            ]
-            previous = actions[:, None]
-        return [list(a.actions) for a in architectures]
-
-    def _finished(self, architecture: Architecture) -> bool:
-        return architecture.is_terminated or len(architecture) >= self.max_layers
+            observations = np.stack([self.space.observe(actions) for actions in episodes])
+            chosen = self._choose(logits[:, -1], masks(self.space, observations), deterministic=False)
+            for actions, action in zip(episodes, chosen.tolist(), strict=True):
+                if not self.space.done(actions):
+                    actions.append(action)
+            previous = chosen[:, None]
+        return episodes
 
     def _evaluate_batch(self) -> None:
         """Ask the environment for every reward the batch's unfinished episodes will need, as one batch."""
@@ -177,10 +169,12 @@ class Reinforce(Agent):
         """One policy-gradient step on the finished batch, then the baseline moves towards its rewards."""
         cfg = self.config
         m, steps = len(self._batch), max(len(actions) for actions in self._batch)
-        previous = torch.full((m, steps), START)
+        previous = torch.full((m, steps), self.controller.start)
         taken = torch.zeros((m, steps), dtype=torch.long)
         returns = torch.zeros((m, steps))
-        nsc = np.zeros((m, steps, self.max_layers, 5), dtype=np.int64)
+        observations = np.stack(
+            [np.stack([self.space.observe(actions[:t]) for t in range(steps)]) for actions in self._batch]
+        )
         for k, (actions, rewards) in enumerate(zip(self._batch, self._batch_rewards, strict=True)):
             taken[k, : len(actions)] = torch.tensor(actions)
             previous[k, 1 : len(actions)] = torch.tensor(actions[:-1], dtype=torch.long)
@@ -188,7 +182,6 @@ class Reinforce(Agent):
             for t in reversed(range(len(actions))):
                 reward_to_go = rewards[t] + cfg.gamma * reward_to_go
                 returns[k, t] = reward_to_go
-                nsc[k, t] = Architecture(tuple(actions[:t])).nsc(self.max_layers)
         lengths = torch.tensor([len(actions) for actions in self._batch])
         valid = torch.arange(steps)[None, :] < lengths[:, None]
         episode_returns = returns[:, 0]
@@ -197,7 +190,7 @@ class Reinforce(Agent):
         advantages = (returns - self.baseline) * valid
 
         logits, _ = self.controller(previous)
-        distribution = Categorical(logits=masked_logits(logits, valid_action_mask(nsc, self.image_size)))
+        distribution = Categorical(logits=masked_logits(logits, masks(self.space, observations)))
         log_probs = distribution.log_prob(taken)
         entropy = (distribution.entropy() * valid).sum() / valid.sum()
         policy_loss = -(log_probs * advantages).sum() / m
@@ -237,5 +230,5 @@ class Reinforce(Agent):
         self._batch, self._batch_rewards = state["batch"], state["batch_rewards"]
         self._batch_evaluated = False
         unfinished = (self._batch or [])[len(self._batch_rewards) :]
-        if not all(Architecture(tuple(a)).is_valid(self.image_size, self.max_layers) for a in unfinished):
+        if not all(self.space.valid(actions) for actions in unfinished):
             self.reset_trial()  # loaded into an environment with smaller images: the batch cannot be played

@@ -13,7 +13,7 @@ from support import TINY, toy_env, toy_reward
 
 import agents
 import nasgym  # noqa: F401  (registers NAS-v0)
-from agents.encoding import encode_nsc, valid_action_mask
+from agents.encoding import features, masks
 from agents.meta_a2c import MetaA2CState
 from nasgym.core.errors import ConfigError
 from nasgym.core.evaluator import FunctionEvaluator
@@ -43,21 +43,32 @@ def collect(agent: agents.Agent, steps: int, method: str = "learn") -> list[dict
     return events
 
 
-# -- observations as tensors -------------------------------------------------------------------------------
+# -- what agents read from observations -------------------------------------------------------------------
+@pytest.mark.parametrize("observation", ["nsc", "onehot"])
 @pytest.mark.parametrize("image_size", [5, 16, 84])
-def test_vectorised_mask_is_the_search_space_rule(image_size: int) -> None:
+def test_the_space_model_masks_batches_by_the_search_space_rule(image_size: int, observation: str) -> None:
+    space = toy_env(image_size=image_size, observation=observation).unwrapped.space_model
     architectures = random_architectures(300, image_size)
-    batch = np.stack([a.nsc(10) for a in architectures])
+    batch = np.stack([space.observe(a.actions) for a in architectures])
     expected = np.stack([action_mask(a, image_size) for a in architectures])
-    assert (valid_action_mask(batch, image_size).numpy() == expected).all()
-    assert (valid_action_mask(torch.tensor(batch).float(), image_size).numpy() == expected).all()
+    assert (masks(space, batch).numpy() == expected).all()
+    assert (masks(space, torch.tensor(batch).float()).numpy() == expected).all()  # as a replay buffer holds them
+    assert [space.actions(o) for o in batch] == [a.actions for a in architectures]
     assert not expected.all(), "the sample should contain observations with invalid actions"
 
 
-def test_encoding_is_one_hot_per_row() -> None:
-    encoded = encode_nsc(Architecture.parse("c3-m2-t").nsc(10)).reshape(10, 9)
+def test_features_are_one_hot_per_row() -> None:
+    space = toy_env().unwrapped.space_model
+    encoded = features(space, space.observe(Architecture.parse("c3-m2-t").actions)).reshape(10, 9)
     assert encoded.sum(1).tolist() == [1.0] * 10
     assert encoded.argmax(1).tolist()[:4] == [2, 4, 8, 0]  # action + 1, then empty rows
+
+
+@pytest.mark.parametrize("name", ["random", "reinforce", "dqn", "meta_a2c"])
+def test_agents_search_the_onehot_observation_too(name: str) -> None:
+    agent = agents.make(name, toy_env(image_size=8, observation="onehot"))
+    events = collect(agent, 30)
+    assert all(event["info"]["valid"] for event in events)
 
 
 # -- the API ---------------------------------------------------------------------------------------------
@@ -153,7 +164,7 @@ def test_a_policy_moves_to_another_dataset_and_keeps_learning(name: str, tmp_pat
     events = collect(moved, 40)
     assert moved.num_timesteps == 80 and len(events) == 40
     assert all(event["info"]["valid"] for event in events)  # masks follow the new image size
-    with pytest.raises(ConfigError, match="max_layers=10"):
+    with pytest.raises(ConfigError, match="the same max_layers and observation"):
         agents.load(tmp_path / "agent.pt", toy_env(max_layers=6))
 
 
@@ -207,11 +218,11 @@ def test_dqn_greedy_and_target_max_see_only_valid_actions() -> None:
     with torch.no_grad():  # make the invalid c5 (action 2) look best everywhere
         q_net.q_net[-1].bias[2] = 1e6
     observations = np.stack([a.nsc(10) for a in random_architectures(50, 5)])
-    masks = valid_action_mask(observations, 5)
+    valid = masks(agent.space, observations)
     q_values = q_net(torch.tensor(observations).float())
     greedy = q_values.argmax(1)
-    assert masks[torch.arange(len(greedy)), greedy].all()
-    assert (q_values.max(1).values < 1e5).sum() == (~masks[:, 2]).sum()  # a max over valid actions only
+    assert valid[torch.arange(len(greedy)), greedy].all()
+    assert (q_values.max(1).values < 1e5).sum() == (~valid[:, 2]).sum()  # a max over valid actions only
     for observation in observations:
         action, _ = agent.predict(observation, deterministic=True)
         assert action_mask(Architecture.from_nsc(observation), 5)[action]

@@ -15,6 +15,7 @@ from nasgym.core.errors import ArchitectureError, ConfigError
 from nasgym.core.evaluation import Evaluation
 from nasgym.core.evaluator import Evaluator, TrainingEvaluator
 from nasgym.core.search_space import N_ACTIONS, Architecture, action_mask
+from nasgym.core.space_model import ChainSpaceModel
 
 
 class NASEnv(gym.Env[np.ndarray, int]):
@@ -137,6 +138,11 @@ class NASEnv(gym.Env[np.ndarray, int]):
     @property
     def reward_mode(self) -> str:
         return self.config.reward
+
+    @property
+    def space_model(self) -> ChainSpaceModel:
+        """What agents need to act without a live env: masks, features and episode progress from observations."""
+        return ChainSpaceModel(self.image_size, self.max_layers, self.config.observation)
 
     # -- Gymnasium API ------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
