@@ -262,8 +262,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default auto)")
     data = parser.add_mutually_exclusive_group()
-    data.add_argument("--dataset-size", choices=sorted(DATASET_SIZES), default="omniglot_small1",
-                      help="synthetic data of this set's size and class count (default omniglot_small1)")  # fmt: skip
+    data.add_argument(
+        "--dataset-size",
+        choices=sorted(DATASET_SIZES),
+        default="omniglot_small1",
+        help="synthetic data of this set's size and class count (default omniglot_small1)",
+    )
     data.add_argument("--dataset", help="a registered nasgym dataset instead of synthetic data (e.g. digits)")
     parser.add_argument("--data-dir", default=None, help="where prepared datasets live (with --dataset)")
     parser.add_argument("--images", type=int, default=None, help="use only this many images (small CPU runs)")
@@ -302,8 +306,10 @@ def main(argv: list[str] | None = None) -> dict:
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
     architectures = architecture_set(args.architectures, args.image_size, seed=args.seed)
     concurrency = args.concurrency or (4 if device.type == "cuda" else 2)
-    print(f"{len(data)} images ({data.name}, {data.n_classes} classes, {args.image_size}px), {args.epochs} epochs, "
-          f"batch {args.batch_size}, on {device_name(device)}")  # fmt: skip
+    print(
+        f"{len(data)} images ({data.name}, {data.n_classes} classes, {args.image_size}px), {args.epochs} epochs, "
+        f"batch {args.batch_size}, on {device_name(device)}"
+    )
 
     result = {
         "benchmark": "child_training",
@@ -325,10 +331,12 @@ def main(argv: list[str] | None = None) -> dict:
         result["nine_layer_child"] = {"architecture": NINE_LAYER_CHILD, **{k: nine[k] for k in ("naive", "nasgym")}}
         print(f"9-layer child {NINE_LAYER_CHILD}: nasgym {nine['nasgym']['images_per_s']:.0f} images/s")
     total = result["total"]
-    print(f"{'total':<32} naive {total['naive_seconds']:8.2f} s {total['naive_images_per_s']:9.0f} img/s "
-          f"| nasgym {total['nasgym_seconds']:8.2f} s {total['nasgym_images_per_s']:9.0f} img/s "
-          f"| ratio {total['ratio']:5.2f} | mean accuracy {total['naive_mean_accuracy']:.3f} vs "
-          f"{total['nasgym_mean_accuracy']:.3f} (noise ~{total['accuracy_noise']:.3f})")  # fmt: skip
+    print(
+        f"{'total':<32} naive {total['naive_seconds']:8.2f} s {total['naive_images_per_s']:9.0f} img/s "
+        f"| nasgym {total['nasgym_seconds']:8.2f} s {total['nasgym_images_per_s']:9.0f} img/s "
+        f"| ratio {total['ratio']:5.2f} | mean accuracy {total['naive_mean_accuracy']:.3f} vs "
+        f"{total['nasgym_mean_accuracy']:.3f} (noise ~{total['accuracy_noise']:.3f})"
+    )
     if concurrency > 1:
         batch = batch_evaluation(data, config, device, architectures, concurrency)
         result["batch_evaluator"] = batch

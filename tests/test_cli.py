@@ -75,8 +75,20 @@ def test_search_can_start_from_a_saved_policy_and_run_it_frozen(tmp_path, capsys
     assert main(["search", "--agent", "meta_a2c", "--frozen", "--steps", "4", "--out", str(tmp_path / "x")]) == 2
     assert "give it with --start-from" in capsys.readouterr().err
     frozen = tmp_path / "frozen"
-    argv = ["search", "--agent", "meta_a2c", "--steps", "6", "--out", str(frozen), "--no-progress",
-            "--start-from", str(first / "agent.pt"), "--frozen", *TINY_FLAGS]  # fmt: skip
+    argv = [
+        "search",
+        "--agent",
+        "meta_a2c",
+        "--steps",
+        "6",
+        "--out",
+        str(frozen),
+        "--no-progress",
+        "--start-from",
+        str(first / "agent.pt"),
+        "--frozen",
+        *TINY_FLAGS,
+    ]
     assert main(argv) == 0
     with open(frozen / "episodes.csv", newline="") as handle:
         assert [int(row["step"]) for row in csv.DictReader(handle)] == list(range(1, 7))

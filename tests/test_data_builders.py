@@ -71,8 +71,10 @@ def test_vgg_flower_labels_come_from_imagelabels_mat_and_splits_from_setid_mat(t
         "vgg_flower", manual, classes=3, images=10, class_names=("pink primrose", "hard-leaved", "canterbury")
     )
     prepare(spec, data_dir, manual, download=False)
-    expected = {split: {f"jpg/image_{i:05d}.jpg" for i in setid[key][0]}
-                for split, key in (("train", "trnid"), ("validation", "valid"), ("test", "tstid"))}  # fmt: skip
+    expected = {
+        split: {f"jpg/image_{i:05d}.jpg" for i in setid[key][0]}
+        for split, key in (("train", "trnid"), ("validation", "valid"), ("test", "tstid"))
+    }
     assert splits_of(spec, data_dir) == expected
     assert class_names(spec, data_dir) == ["pink primrose", "hard-leaved", "canterbury"]
     assert_colours_match_labels("vgg_flower", data_dir, 10)
@@ -136,7 +138,10 @@ def test_aircraft_variants_from_the_variant_lists_and_images_cropped_to_their_bo
     expected_digest = hashlib.sha256((manual / "fgvc-aircraft-2013b.tar.gz").read_bytes()).hexdigest()
     assert archive == {"name": "fgvc-aircraft-2013b.tar.gz", "sha256": expected_digest, "verified": False}
     assert {split: len(files) for split, files in splits_of(spec, data_dir).items()} == {
-        "train": 4, "validation": 4, "test": 4}  # fmt: skip
+        "train": 4,
+        "validation": 4,
+        "test": 4,
+    }
     assert class_names(spec, data_dir) == variants
     assert_colours_match_labels("aircraft", data_dir, 12)  # grey surround and black banner are cropped away
 

@@ -79,7 +79,7 @@ def verify_archive(path: Path, archive: ArchiveSpec, downloaded: bool = False) -
     return VerifiedArchive(archive, path, digest, verified=archive.sha256 is not None)
 
 
-def _describe(archive: ArchiveSpec) -> str:
+def _where_to_get(archive: ArchiveSpec) -> str:
     size = f"{archive.size:,} bytes, " if archive.size is not None else ""
     return f"{archive.name} ({size}from {archive.url})"
 
@@ -131,7 +131,7 @@ def fetch_archives(
             except OSError as error:  # requests' connection, timeout and HTTP errors are OSErrors
                 reasons.append(f"{archive.name}: {error}")
     if missing:
-        files = ", ".join(_describe(archive) for archive in missing)
+        files = ", ".join(_where_to_get(archive) for archive in missing)
         command = f"`nasgym data prepare {spec.name}" + ("" if manual == places[1] else f" --manual-dir {manual}") + "`"
         if reasons:
             raise DatasetError(

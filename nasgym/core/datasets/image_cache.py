@@ -168,7 +168,7 @@ def parallel_batches(
         pool.shutdown(cancel_futures=True)  # a failure stops the queued work instead of finishing it
 
 
-def describe(directory: Path) -> dict[str, Any] | None:
+def cache_meta(directory: Path) -> dict[str, Any] | None:
     try:
         return json.loads((directory / "meta.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):

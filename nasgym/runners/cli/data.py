@@ -10,7 +10,7 @@ from pathlib import Path
 
 import envs_data
 from nasgym.core.datasets.archives import default_manual_dir, downloads_dir
-from nasgym.core.datasets.image_cache import describe
+from nasgym.core.datasets.image_cache import cache_meta
 from nasgym.core.datasets.meta_dataset import CACHE_FOLDER
 from nasgym.core.datasets.prepare import data_root, is_prepared, prepare, prepared_info
 from nasgym.core.datasets.specs import get_spec, spec_names
@@ -93,7 +93,7 @@ def _status(name: str, data_dir: str | None) -> tuple[str, str, str]:
     spec = get_spec(name)
     path = spec.prepared_dir(data_dir)
     if is_prepared(spec, data_dir):
-        caches = sorted(describe(d)["image_size"] for d in (path / CACHE_FOLDER).glob("*px") if describe(d))
+        caches = sorted(cache_meta(d)["image_size"] for d in (path / CACHE_FOLDER).glob("*px") if cache_meta(d))
         cached = f", cached at {', '.join(f'{size}px' for size in caches)}" if caches else ""
         return f"prepared{cached}", human_size(folder_size(path)), str(path)
     places = (default_manual_dir(data_dir), downloads_dir(data_dir))

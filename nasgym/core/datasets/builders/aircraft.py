@@ -15,8 +15,11 @@ from nasgym.core.datasets.specs import builder_version
 from nasgym.core.errors import DatasetError
 
 DATA = "fgvc-aircraft-2013b/data/"
-SPLIT_FILES = {"train": "images_variant_train.txt", "validation": "images_variant_val.txt",
-               "test": "images_variant_test.txt"}  # fmt: skip
+SPLIT_FILES = {
+    "train": "images_variant_train.txt",
+    "validation": "images_variant_val.txt",
+    "test": "images_variant_test.txt",
+}
 METADATA = [DATA + name for name in (*SPLIT_FILES.values(), "variants.txt", "images_box.txt")]
 
 
