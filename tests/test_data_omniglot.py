@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 import gymnasium as gym
 import numpy as np
 import pytest
-from support import OMNIGLOT_DIR, TINY
+from support import OMNIGLOT_DIR, TINY, needs_omniglot
 
 import nasgym  # noqa: F401
 from nasgym.core.datasets import fingerprint_arrays, load_dataset
@@ -24,6 +24,8 @@ from nasgym.core.datasets.specs import get_spec
 from nasgym.runners.cli import main
 
 SMALL = {"omniglot_small1": (136, 2720), "omniglot_small2": (156, 3120)}
+
+pytestmark = needs_omniglot
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import gymnasium as gym
 import pytest
-from support import OMNIGLOT_DIR, SMALL1, TINY, make_dtd, own_spec
+from support import OMNIGLOT_DIR, SMALL1, TINY, make_dtd, needs_omniglot, own_spec
 
 import nasgym  # noqa: F401
 import nasgym.core.datasets.builders.dtd as dtd_builder
@@ -30,6 +30,7 @@ def assert_nothing_left(data_dir: Path, name: str) -> None:
     assert not list(data_dir.glob(".incomplete-*"))
 
 
+@needs_omniglot
 def test_checksum_mismatch_names_the_file_and_both_digests(tmp_path: Path):
     manual = tmp_path / "manual"
     manual.mkdir()
@@ -45,6 +46,7 @@ def test_checksum_mismatch_names_the_file_and_both_digests(tmp_path: Path):
     assert_nothing_left(tmp_path / "data", "omniglot_small1")
 
 
+@needs_omniglot
 def test_size_mismatch_names_both_sizes(tmp_path: Path):
     manual = tmp_path / "manual"
     manual.mkdir()
@@ -67,6 +69,7 @@ def test_the_env_never_downloads_and_says_what_to_do(tmp_path: Path):
         gym.make("NAS-v0", dataset="dtd", data_dir=tmp_path, **TINY)
 
 
+@needs_omniglot
 def test_the_env_prepares_by_itself_from_archives_in_the_manual_dir(tmp_path: Path):
     manual = default_manual_dir(tmp_path)
     manual.mkdir(parents=True)
@@ -159,6 +162,7 @@ def test_staging_left_by_a_killed_prepare_is_removed(tmp_path: Path):
     assert not dead.exists() and not dead_download.exists() and alive.exists()
 
 
+@needs_omniglot
 def test_data_list_shows_what_is_prepared_where(tmp_path: Path, capsys: pytest.CaptureFixture):
     prepare("omniglot_small1", tmp_path, OMNIGLOT_DIR, download=False)
     load_dataset("omniglot_small1", 12, data_dir=tmp_path)
@@ -169,6 +173,7 @@ def test_data_list_shows_what_is_prepared_where(tmp_path: Path, capsys: pytest.C
     assert "MB" in lines["omniglot_small1"] and "not prepared" in lines["dtd"] and "1623" in lines["omniglot"]
 
 
+@needs_omniglot
 def test_downloads_are_verified_and_kept_only_when_whole(tmp_path: Path, local_server):
     served, url = local_server
     spec = get_spec("omniglot_small1").with_archives({SMALL1: {"url": url + SMALL1}})
@@ -184,6 +189,7 @@ def test_downloads_are_verified_and_kept_only_when_whole(tmp_path: Path, local_s
     assert prepared_info(spec, tmp_path / "data")["archives"][0]["verified"]
 
 
+@needs_omniglot
 def test_a_download_cut_midway_is_not_kept(tmp_path: Path, local_server, monkeypatch: pytest.MonkeyPatch):
     served, url = local_server
     shutil.copy(OMNIGLOT_DIR / SMALL1, served / SMALL1)

@@ -6,7 +6,7 @@ import hashlib
 import re
 
 import pytest
-from support import OMNIGLOT_DIR
+from support import OMNIGLOT_DIR, needs_omniglot
 
 from nasgym.core.datasets import dataset_names, get_dataset
 from nasgym.core.datasets.builders import BUILDERS
@@ -45,6 +45,7 @@ def test_archives_have_a_source_and_a_digest_or_say_why_not(name: str):
 
 
 @pytest.mark.parametrize("name", ["omniglot_small1", "omniglot_small2"])
+@needs_omniglot
 def test_the_small_omniglot_digests_are_those_of_the_real_archives(name: str):
     (archive,) = get_spec(name).archives
     path = OMNIGLOT_DIR / archive.name

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from support import OMNIGLOT_DIR, SMALL1, Mount, fill, leftovers, run_command
+from support import OMNIGLOT_DIR, SMALL1, Mount, fill, leftovers, needs_omniglot, run_command
 
 import nasgym  # noqa: F401
 from nasgym.core.datasets import get_dataset, load_dataset
@@ -43,6 +43,7 @@ def make_folder(root: Path, per_class: int = 6) -> Path:
 # -- preparing ---------------------------------------------------------------------------------------------
 
 
+@needs_omniglot
 def test_preparing_on_a_disk_too_small_for_the_archives_is_refused_and_keeps_what_was_there(small_disk: Mount):
     disk = small_disk("2200k")
     prepare("omniglot_small1", disk, OMNIGLOT_DIR, download=False)
@@ -55,6 +56,7 @@ def test_preparing_on_a_disk_too_small_for_the_archives_is_refused_and_keeps_wha
     assert len(load_dataset("omniglot_small1", 8, data_dir=disk)) == 2720  # the earlier copy still works
 
 
+@needs_omniglot
 def test_a_disk_that_fills_while_preparing_leaves_nothing_behind(small_disk: Mount):
     disk = small_disk("1500k")  # room for the archive's bytes, not for the prepared copy (about 1.6 MB)
     with pytest.raises(
@@ -65,6 +67,7 @@ def test_a_disk_that_fills_while_preparing_leaves_nothing_behind(small_disk: Mou
     assert not get_spec("omniglot_small1").prepared_dir(disk).exists()
 
 
+@needs_omniglot
 def test_a_download_that_fills_the_disk_is_not_kept(small_disk: Mount, local_server):
     served, url = local_server
     shutil.copy(OMNIGLOT_DIR / SMALL1, served / SMALL1)
@@ -78,6 +81,7 @@ def test_a_download_that_fills_the_disk_is_not_kept(small_disk: Mount, local_ser
         prepare(known_size, disk, download=True)
 
 
+@needs_omniglot
 def test_a_read_only_data_dir_is_named_when_preparing(small_disk: Mount):
     disk = small_disk("1m", read_only=True)
     with pytest.raises(DatasetError) as error:
@@ -87,6 +91,7 @@ def test_a_read_only_data_dir_is_named_when_preparing(small_disk: Mount):
     assert "NASGYM_HOME" in message
 
 
+@needs_omniglot
 def test_a_data_dir_that_is_a_file_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     (tmp_path / "home").write_text("not a folder")
     monkeypatch.setenv("NASGYM_HOME", str(tmp_path / "home"))
