@@ -49,6 +49,9 @@ def one_line_error(argv: list[str], capsys: pytest.CaptureFixture) -> str:
         (["train", "c3-" * 5000 + "x"], "unknown layer 'x' in architecture 'c3-c3-c3"),
         (["train", "c3", "--dataset", "imagenet"], "unknown dataset 'imagenet'"),
         (["train", "c3", "--max-samples", "1"], "max_samples must be at least 2"),
+        (["train", "c3", "--max-samples", "2", "--image-size", "8"], "fewer than the 10 classes on one side"),
+        (["train", "c3", "--device", "foo", "--image-size", "8"], "device must be 'cuda', 'cuda:N', 'cpu' or 'auto'"),
+        (["train", "c3", "--train-seed", "-1", "--image-size", "8"], "seed must be in [0, 2**63)"),
         (["bench", "agents", "--agents", "random,alien"], "unknown agent(s) alien"),
     ],
 )
@@ -178,3 +181,9 @@ def test_a_read_only_cache_still_answers_what_it_holds(tmp_path, capsys, small_d
     with pytest.warns(UserWarning):
         assert main(["train", "c3", *TINY_FLAGS, "--cache-path", str(cache)]) == 0
     assert "trained now" in capsys.readouterr().out
+
+
+def test_an_out_on_a_read_only_disk_is_refused(capsys, small_disk):
+    disk = small_disk("1m", read_only=True)
+    error = one_line_error(["search", "--out", str(disk / "run"), "--no-progress", *TINY_FLAGS], capsys)
+    assert "read-only filesystem" in error and str(disk) in error

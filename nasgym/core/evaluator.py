@@ -94,6 +94,12 @@ class TrainingEvaluator:
             self._trainer = ChildTrainer(self.data, self.config, self.device)
         return self._trainer
 
+    def prepare(self) -> TrainingEvaluator:
+        """Split and place the data now rather than at the first training, so a split that cannot work fails
+        before a caller shows progress."""
+        _ = self.trainer
+        return self
+
     def close(self) -> None:
         """Close the reward cache's connection (it reopens if the evaluator is used again)."""
         if self.cache is not None:

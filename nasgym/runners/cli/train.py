@@ -41,7 +41,9 @@ def run(args: argparse.Namespace) -> int:
         )
     evaluator = TrainingEvaluator.from_config(env_config, train_config)
     epochs = 0 if evaluator.cached(architecture) else train_config.epochs
-    with tqdm(total=epochs, desc="training", unit="epoch", disable=args.no_progress or not epochs) as bar:
+    if epochs:
+        evaluator.prepare()
+    with tqdm(total=epochs, desc="training", unit="epoch", disable=args.no_progress or not epochs, leave=False) as bar:
         result = evaluator.evaluate([architecture], on_epoch=lambda _epoch: bar.update())[0]
     evaluator.close()
     data = evaluator.data

@@ -52,6 +52,8 @@ def train_final(
             )
     to_train = sum(evaluator.cached(network) is None for network in networks.values())
     epochs = train_config.epochs * to_train
+    if to_train:
+        evaluator.prepare()
     with tqdm(total=epochs, desc="final training", unit="epoch", disable=not progress) as bar:
         evaluations = evaluator.evaluate(list(networks.values()), on_epoch=lambda _epoch: bar.update())
     evaluator.close()
