@@ -40,4 +40,6 @@ __all__ = [
 ]
 
 if "NAS-v0" not in registry:
-    register(id="NAS-v0", entry_point="nasgym.core.env:NASEnv")
+    register(
+        id="NAS-v0", entry_point="nasgym.core.env:NASEnv", vector_entry_point="nasgym.core.vector_env:NASVectorEnv"
+    )

@@ -156,12 +156,13 @@ class NASEnv(gym.Env[np.ndarray, int]):
             raise RuntimeError("the episode has ended; call env.reset() before stepping again")
         if not self.action_space.contains(action):
             raise ArchitectureError(f"action {action!r} is outside the action space Discrete({N_ACTIONS})")
+        rewarded = self.rewarded_network(int(action))
         self.architecture = self.architecture.append(int(action))
         valid = self.architecture.is_valid(self.image_size, self.max_layers)
         terminated = not valid or self.architecture.is_terminated or len(self.architecture) >= self.max_layers
         self._done = terminated
-        if valid and (terminated or self.reward_mode == "per_step"):
-            evaluation = self.evaluator.evaluate([self.architecture])[0]
+        if rewarded is not None:
+            evaluation = self.evaluator.evaluate([rewarded])[0]
         else:
             evaluation = Evaluation.none(str(self.architecture.network))
         reward = evaluation.accuracy if evaluation.rewarded else 0.0
@@ -170,6 +171,15 @@ class NASEnv(gym.Env[np.ndarray, int]):
     def action_masks(self) -> np.ndarray:
         """Actions that keep the network valid; the terminal action is always among them."""
         return action_mask(self.architecture, self.image_size, self.max_layers)
+
+    def rewarded_network(self, action: int) -> Architecture | None:
+        """The network ``action`` would be rewarded for at this step (None: no reward, or an invalid network).
+        A vector env asks every copy before stepping them, to evaluate their networks as one batch."""
+        architecture = self.architecture.append(action)
+        if not architecture.is_valid(self.image_size, self.max_layers):
+            return None
+        ends = architecture.is_terminated or len(architecture) >= self.max_layers
+        return architecture if ends or self.reward_mode == "per_step" else None
 
     def prefetch(self, episodes: Sequence[Sequence[int]]) -> None:
         """Evaluate, as one batch, every network the given action sequences will be rewarded for under this

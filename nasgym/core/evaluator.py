@@ -136,8 +136,8 @@ class TrainingEvaluator:
         trainer = self.trainer
         workers = min(self.concurrency, len(to_train))
         keep_heap = retained_heap() if self.device.type == "cpu" else contextlib.nullcontext()
-        show = None if len(to_train) > 1 else False  # tqdm: a bar on a terminal only
-        with keep_heap, tqdm(total=len(to_train), desc="training", unit="net", disable=show is False) as bar:
+        quiet = True if len(to_train) < 2 else None  # None: tqdm shows the bar on a terminal only
+        with keep_heap, tqdm(total=len(to_train), desc="training", unit="net", disable=quiet) as bar:
             if workers == 1:
                 for key, network in to_train.items():
                     self._record(key, network, self._train_one(network, on_epoch))
