@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from nasgym.core.errors import CheckpointError
+from nasgym.core.files import atomic_path
 
 FORMAT = 2
 """Version of the checkpoint's layout; 1 was the layout that held pickled Python objects."""
@@ -40,15 +41,12 @@ def check_plain(value: Any, where: str = "checkpoint") -> None:
 
 
 def write(path: Path, payload: dict[str, Any]) -> None:
-    """Write atomically (a temporary file, then a rename), so a kill never leaves a truncated checkpoint."""
+    """Write atomically (a temporary file, then a rename), so a kill or a full disk never leaves a truncated
+    checkpoint; a full disk is a ``DiskFullError`` that says how much space is left."""
     check_plain(payload)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    try:
+    with atomic_path(path, "free space and continue with --resume") as temporary:
         torch.save(payload, temporary)
-        temporary.replace(path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def read(path: str | Path) -> dict[str, Any]:
