@@ -271,19 +271,14 @@ def test_rllib_ppo_runs_one_iteration():
     pytest.importorskip("ray.rllib", reason=RLLIB_SKIP)
     import ray
     from ray.rllib.algorithms.ppo import PPOConfig
-    from ray.tune.registry import register_env
 
-    def make_nas(env_config: dict) -> gym.Env:
-
-        return gym.make("NAS-v0", **env_config)
-
-    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
+    ray.init(num_cpus=2, include_dashboard=False)
     try:
-        register_env("nas", make_nas)
         config = (
             PPOConfig()
-            .environment("nas", env_config={**BUDGET, "observation": "onehot"})
-            .env_runners(num_env_runners=0, num_envs_per_env_runner=2)
+            # "module:id" makes gymnasium import nasgym, which registers NAS-v0, in RLlib's worker processes
+            .environment("nasgym:NAS-v0", env_config={**BUDGET, "observation": "onehot"})
+            .env_runners(num_env_runners=1, num_envs_per_env_runner=2)  # the envs live in a Ray worker
             .training(train_batch_size_per_learner=32, minibatch_size=16, num_epochs=1)
         )
         algo = config.build_algo()
