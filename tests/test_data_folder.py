@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import gymnasium as gym
@@ -56,6 +57,23 @@ def test_the_cache_is_reused_and_rebuilt_when_the_folder_changes(tmp_path: Path)
     Image.new("RGB", (9, 9), COLOURS["owls"]).save(folder / "owls" / "new.png")
     third = load_dataset(f"folder:{folder}", 10)
     assert len(third) == 19 and third.fingerprint != first.fingerprint
+
+
+def test_cached_images_pickle_as_their_cache_until_it_is_rebuilt(tmp_path: Path):
+    folder = make_folder(tmp_path / "pets")
+    data = load_dataset(f"folder:{folder}", 32)
+    blob = pickle.dumps(data)
+    assert len(blob) < data.images.nbytes / 4  # the cache's place, not its pixels
+    again = pickle.loads(blob)
+    assert isinstance(again.images, np.memmap) and np.array_equal(again.images, data.images)
+    assert again.fingerprint == data.fingerprint and np.array_equal(again.labels, data.labels)
+    subset = load_dataset(f"folder:{folder}", 32, max_samples=6)  # a copy in memory: pickled as pixels
+    assert np.array_equal(pickle.loads(pickle.dumps(subset)).images, subset.images)
+
+    Image.new("RGB", (9, 9), COLOURS["owls"]).save(folder / "owls" / "new.png")
+    load_dataset(f"folder:{folder}", 32)  # rebuilds the cache with the new image
+    with pytest.raises(DatasetError, match="was removed or rebuilt since this environment was pickled"):
+        pickle.loads(blob)
 
 
 def test_a_corrupt_image_is_reported_by_path_and_leaves_no_cache(tmp_path: Path):

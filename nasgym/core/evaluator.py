@@ -87,6 +87,12 @@ class TrainingEvaluator:
         cache_path = (config.cache_path or default_cache_path()) if config.cache else None
         return cls(data, train_config, config.device, cache_path, concurrency)
 
+    def __getstate__(self) -> dict:
+        """Pickles and deep copies leave the trainer behind: it is the dataset again, placed on the device, and it
+        is rebuilt where it is next needed. The memo and the statistics travel, so a copy answers repeats as this
+        evaluator does; the reward cache travels as its file (``RewardCache`` reconnects), shared by both."""
+        return {**self.__dict__, "_trainer": None}
+
     @property
     def trainer(self) -> ChildTrainer:
         """Built on first use, so runs answered entirely from the cache never touch the device."""

@@ -18,6 +18,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,6 +35,7 @@ from nasgym.core.datasets.storage import (
     staging_path,
     writable_dir,
 )
+from nasgym.core.errors import DatasetError
 
 CACHE_FORMAT = 1
 _HEADROOM = 1 << 16  # bytes for the .npy headers and meta.json
@@ -44,7 +46,36 @@ def cache_dir(root: Path, image_size: int) -> Path:
     return root / f"{image_size}px"
 
 
-def read_cache(directory: Path, name: str, source: str) -> ImageData | None:
+@dataclass(frozen=True)
+class CachedImageData(ImageData):
+    """Images memory-mapped from a cache folder. They pickle and deep-copy as that folder, not as their pixels
+    (a Meta-Dataset set at 84 px is gigabytes): the copy maps the same file again, after checking that it still
+    holds the same images."""
+
+    directory: Path
+    source: str
+
+    def __reduce__(self) -> tuple:
+        mapped = (
+            isinstance(self.images, np.memmap) and Path(self.images.filename).resolve() == self.directory / "images.npy"
+        )
+        if not mapped:  # not the cache's own mapping: the pixels themselves
+            return ImageData, (self.name, self.images, self.labels, self.n_classes, self.fingerprint)
+        return reopen_cache, (self.directory, self.name, self.source, self.fingerprint)
+
+
+def reopen_cache(directory: Path, name: str, source: str, fingerprint: str) -> CachedImageData:
+    """The cache a pickled ``CachedImageData`` came from, if it still holds the same images."""
+    data = read_cache(directory, name, source)
+    if data is None or data.fingerprint != fingerprint:
+        raise DatasetError(
+            f"the image cache {directory} of {name} was removed or rebuilt since this environment was pickled; "
+            "make the environment anew"
+        )
+    return data
+
+
+def read_cache(directory: Path, name: str, source: str) -> CachedImageData | None:
     """The cached arrays, memory-mapped, or None when there is no whole cache made from ``source``."""
     try:
         meta = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
@@ -57,7 +88,7 @@ def read_cache(directory: Path, name: str, source: str) -> ImageData | None:
     labels = np.load(directory / "labels.npy")
     if images.shape != (meta["images"], meta["image_size"], meta["image_size"], 3) or len(labels) != len(images):
         return None
-    return ImageData(name, images, labels, meta["n_classes"], meta["fingerprint"])
+    return CachedImageData(name, images, labels, meta["n_classes"], meta["fingerprint"], directory.resolve(), source)
 
 
 def write_cache(
