@@ -143,7 +143,7 @@ def _design(settings: BenchSettings) -> str:
     carried = [agent for agent in settings.agents if agent in settings.carried]
     fresh = [agent for agent in settings.agents if agent not in settings.carried]
     parts = []
-    if carried and len(settings.datasets) > 1:
+    if carried:
         parts.append(f"{', '.join(carried)}: one policy per seed carried through {' -> '.join(settings.datasets)}")
     if fresh:
         parts.append(f"{', '.join(fresh)}: a new agent on every dataset")
