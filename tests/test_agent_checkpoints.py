@@ -91,6 +91,18 @@ def test_a_checkpoint_is_tensors_and_plain_data_and_resumes_exactly(name: str, p
     )
 
 
+def test_a_load_may_change_hyperparameters_that_leave_the_weights_alone(tmp_path: Path) -> None:
+    agent = learned("meta_a2c", 20)
+    agent.save(tmp_path / "agent.pt")
+    control = agents.load(tmp_path / "agent.pt", toy_env(), memory="episode", reward_input=False)
+    assert control.config.memory == "episode" and control.config.reward_input is False
+    assert all(torch.equal(v, control.network.state_dict()[k]) for k, v in agent.network.state_dict().items())
+    with pytest.raises(ConfigError, match="memory must be one of"):
+        agents.load(tmp_path / "agent.pt", toy_env(), memory="none")
+    with pytest.raises(CheckpointError, match="state does not fit"):
+        agents.load(tmp_path / "agent.pt", toy_env(), hidden_size=16)
+
+
 def test_dqn_checkpoint_holds_its_replay_buffer_as_arrays(tmp_path: Path) -> None:
     agent = learned("dqn", 30)
     agent.save(tmp_path / "agent.pt")

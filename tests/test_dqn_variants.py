@@ -42,9 +42,12 @@ def test_double_q_values_the_online_networks_choice_with_the_target_network() ->
         double = batch.rewards + (1 - batch.dones) * model.gamma * model.q_net_target(batch.next_observations).gather(
             1, chosen
         )
-        plain = batch.rewards + (1 - batch.dones) * model.gamma * model.q_net_target(batch.next_observations).max(
-            dim=1, keepdim=True
-        ).values
+        plain = (
+            batch.rewards
+            + (1 - batch.dones)
+            * model.gamma
+            * model.q_net_target(batch.next_observations).max(dim=1, keepdim=True).values
+        )
         current = model.q_net(batch.observations).gather(1, batch.actions.long())
     assert not torch.allclose(double, plain)
     model.train(gradient_steps=1, batch_size=16)

@@ -8,6 +8,7 @@ p-value is the share of exchanges whose statistic reaches the observed one (scip
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping
 
@@ -43,19 +44,20 @@ def chi_square(*groups: np.ndarray) -> float:
 def compare_actions(groups: Mapping[str, np.ndarray], seed: int = 0) -> dict[str, float | int]:
     """The permutation test of ``groups`` (name -> per-episode action counts): statistic, p-value, episodes."""
     samples = [np.asarray(counts) for counts in groups.values()]
+    episodes = int(sum(len(sample) for sample in samples))
     if len(samples) < 2 or any(len(sample) < 2 for sample in samples):
-        return {"chi_square": math.nan, "p_value": math.nan, "episodes": int(sum(len(s) for s in samples))}
+        return {"chi_square": math.nan, "p_value": math.nan, "episodes": episodes}
+    pooled = np.concatenate(samples)
+    bounds = np.cumsum([0, *(len(sample) for sample in samples)])
+    # The test permutes episode numbers between the groups; each group's statistic reads its episodes' counts.
+    numbers = [np.arange(start, end) for start, end in itertools.pairwise(bounds)]
     result = stats.permutation_test(
-        samples,
-        chi_square,
+        numbers,
+        lambda *groups_of_numbers: chi_square(*(pooled[group.astype(int)] for group in groups_of_numbers)),
         permutation_type="independent",
         alternative="greater",
         n_resamples=RESAMPLES,
         vectorized=False,
         rng=np.random.default_rng(seed),
     )
-    return {
-        "chi_square": float(result.statistic),
-        "p_value": float(result.pvalue),
-        "episodes": int(sum(len(sample) for sample in samples)),
-    }
+    return {"chi_square": float(result.statistic), "p_value": float(result.pvalue), "episodes": episodes}
