@@ -45,15 +45,20 @@ def make(name: str, env: gym.Env, **hyperparameters: Any) -> Agent:
     return _agent_class(name)(env, **hyperparameters)
 
 
-def load(path: str | Path, env: gym.Env, agent: str | None = None) -> Agent:
+def load(path: str | Path, env: gym.Env, agent: str | None = None, **overrides: Any) -> Agent:
     """An agent saved with ``agent.save(path)``, attached to ``env`` (which may use another dataset).
 
     The file is read with ``torch.load(weights_only=True)``: it holds tensors and plain data, and loading it runs
     no code from it. ``agent`` names the agent expected; a checkpoint of another one is refused before anything
     is built. Recurrent memory is kept, so a reloaded search resumes exactly; call ``agent.reset_trial()`` to
-    start a new trial instead.
+    start a new trial instead. ``overrides`` replace saved hyperparameters that leave the weights' shapes alone
+    (e.g. ``memory="episode"`` to run a trained meta-A2C policy without memory across episodes).
     """
     payload = _read(path, agent)
+    if overrides:
+        name = payload["agent"]
+        AGENTS[name].make_config(**overrides)  # bad names and values fail here, in one line
+        payload = {**payload, "config": {**payload["config"], **overrides}}
     return AGENTS[payload["agent"]].from_payload(payload, env, path)
 
 

@@ -3,8 +3,12 @@
 SB3's DQN has no action masks, so the Q-network masks itself: from the observation alone the environment's
 ``SpaceModel`` gives the valid actions, and the others get the lowest Q-value. Greedy actions and the target's
 max over next actions are therefore taken over valid actions only; exploration samples uniformly among valid
-actions. The Q-network reads the space model's features (the one-hot NSC in NAS-v0), like the other learning
-agents.
+actions (``mask_invalid=False``: among all 8, as NasGym's DQN did). The Q-network reads the space model's features
+(the one-hot NSC in NAS-v0), like the other learning agents.
+
+By default it is SB3's plain DQN: a ReLU MLP, the target's max as the bootstrap. NasGym ran the DQN of its
+baselines fork, whose defaults were double Q-learning and a dueling head on a tanh 64-64 MLP with one 256-unit
+ReLU layer in each stream; ``double_q``, ``dueling``, ``activation`` and ``head_hiddens`` give it.
 
 A trial (``reset_trial``) starts with an empty replay buffer, sized at its first ``learn`` call, and with the
 warm-up and epsilon's decay counted from there. For an exact resume, sampling uses generators that are saved
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
@@ -26,7 +30,7 @@ from gymnasium import spaces
 from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, create_mlp
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
@@ -79,12 +83,23 @@ class DQNConfig:
     target_update_interval: PositiveInt = 100
     """Steps between copies of the Q-network into the target network (NasGym: 100)."""
     learning_starts: NonNegativeInt = 20
-    """Steps of uniform valid actions before the first gradient step (one batch; baselines' default of 1000
-    was 15% of NasGym's 6,500-step runs and would exceed a short search)."""
+    """Steps of uniform valid actions before the first gradient step (one batch; baselines' default of 1000, which
+    NasGym's runs used, was 15% of its 6,500-step runs and would exceed a short search)."""
     train_freq: PositiveInt = 1
     """Environment steps per gradient step (NasGym, via baselines: 1)."""
     net_arch: tuple[PositiveInt, ...] = (64, 64)
-    """Hidden layers of the Q-network (baselines' and SB3's MLP: 64, 64)."""
+    """Hidden layers of the Q-network's trunk (SB3's MLP and baselines' `mlp`: 64, 64)."""
+    activation: Literal["relu", "tanh"] = "relu"
+    """The trunk's activation (SB3: ReLU; baselines' `mlp`, which NasGym's DQN ran: tanh)."""
+    head_hiddens: tuple[PositiveInt, ...] = ()
+    """ReLU layers of each head stream after the trunk (baselines' deepq head: 256)."""
+    dueling: bool = False
+    """A dueling head: Q = V + A - mean(A) from a value and an advantage stream (baselines' deepq: True)."""
+    double_q: bool = False
+    """Double Q-learning: the online network picks the next action, the target network values it (baselines'
+    deepq: True)."""
+    mask_invalid: bool = True
+    """Choose only among valid actions; False explores over all 8 and lets the environment end invalid episodes."""
     max_grad_norm: PositiveFloat = 10.0
     """Gradients are clipped to this global norm (baselines and SB3: 10)."""
     seed: Seed = 0
@@ -106,16 +121,48 @@ class SpaceFeatures(BaseFeaturesExtractor):
 
 
 class MaskedQNetwork(QNetwork):
-    """Q-values with invalid actions at the lowest value, so argmax and max see only valid actions."""
+    """Q-values with invalid actions at the lowest value, so argmax and max see only valid actions.
+
+    ``q_net`` is the trunk (``net_arch``) then the advantage stream (``head_hiddens``, then one output per action),
+    in one ``nn.Sequential`` as SB3 builds it; a dueling head adds ``value``, a stream of the same shape with one
+    output, on the trunk's output.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        head_hiddens: tuple[int, ...] = (),
+        dueling: bool = False,
+        mask_invalid: bool = True,
+        **kwargs: Any,
+    ):
+        super().__init__(*args, **kwargs)
+        self.dueling, self.mask_invalid = dueling, mask_invalid
+        self.trunk_layers = 2 * len(self.net_arch)  # a Linear and an activation per hidden layer
+        width = self.net_arch[-1] if self.net_arch else self.features_dim
+        if head_hiddens or dueling:  # else SB3's q_net is already trunk and stream (and keeps its initial weights)
+            trunk = create_mlp(self.features_dim, 0, self.net_arch, self.activation_fn)
+            stream = create_mlp(width, int(self.action_space.n), list(head_hiddens), nn.ReLU)
+            self.q_net = nn.Sequential(*trunk, *stream)
+        if dueling:
+            self.value = nn.Sequential(*create_mlp(width, 1, list(head_hiddens), nn.ReLU))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return masked_logits(super().forward(obs), masks(self.features_extractor.space, obs))
+        hidden = self.q_net[: self.trunk_layers](self.extract_features(obs, self.features_extractor))
+        q_values = self.q_net[self.trunk_layers :](hidden)
+        if self.dueling:
+            q_values = self.value(hidden) + q_values - q_values.mean(dim=1, keepdim=True)
+        return masked_logits(q_values, masks(self.features_extractor.space, obs, self.mask_invalid))
 
 
 class MaskedDQNPolicy(DQNPolicy):
+    def __init__(self, *args: Any, q_net_kwargs: dict[str, Any] | None = None, **kwargs: Any):
+        self.q_net_kwargs = q_net_kwargs or {}  # read by make_q_net, which the base constructor calls
+        super().__init__(*args, **kwargs)
+
     def make_q_net(self) -> MaskedQNetwork:
         net_args = self._update_features_extractor(self.net_args, features_extractor=None)
-        return MaskedQNetwork(**net_args).to(self.device)
+        return MaskedQNetwork(**net_args, **self.q_net_kwargs).to(self.device)
 
 
 class MaskedDQN(DQN):
@@ -125,6 +172,8 @@ class MaskedDQN(DQN):
     exploration_rng: np.random.Generator
     trial_start: int = 0
     """``num_timesteps`` at the trial's first learn call."""
+    double_q: bool = False
+    mask_invalid: bool = True
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -146,6 +195,8 @@ class MaskedDQN(DQN):
         space = self.q_net.features_extractor.space
         batch = np.ndim(observation) > len(space.observation_space.shape)
         valid = space.masks(np.asarray(observation)).reshape(-1, int(self.action_space.n))
+        if not self.mask_invalid:
+            valid = np.ones_like(valid)
         actions = np.array([self.exploration_rng.choice(np.flatnonzero(row)) for row in valid])
         return actions if batch else actions[0]
 
@@ -164,7 +215,32 @@ class MaskedDQN(DQN):
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         with one_thread():
-            super().train(gradient_steps, batch_size)
+            if self.double_q:
+                self._train_double_q(gradient_steps, batch_size)
+            else:
+                super().train(gradient_steps, batch_size)
+
+    def _train_double_q(self, gradient_steps: int, batch_size: int) -> None:
+        """SB3's DQN update with the double-Q target r + gamma * Q_target(s', argmax_a Q_online(s', a))."""
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        losses = []
+        for _ in range(gradient_steps):
+            batch = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
+            with torch.no_grad():
+                chosen = self.q_net(batch.next_observations).argmax(dim=1, keepdim=True)
+                next_values = self.q_net_target(batch.next_observations).gather(1, chosen)
+                targets = batch.rewards + (1 - batch.dones) * self.gamma * next_values
+            current = self.q_net(batch.observations).gather(1, batch.actions.long())
+            loss = nn.functional.smooth_l1_loss(current, targets)
+            losses.append(loss.item())
+            self.policy.optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+            self.policy.optimizer.step()
+        self._n_updates += gradient_steps
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/loss", float(np.mean(losses)))
 
 
 class _StopLearning(Exception):
@@ -238,12 +314,19 @@ class DQNAgent(Agent):
                 replay_buffer_kwargs={"seed": cfg.seed},
                 policy_kwargs={
                     "net_arch": list(cfg.net_arch),
+                    "activation_fn": {"relu": nn.ReLU, "tanh": nn.Tanh}[cfg.activation],
                     "features_extractor_class": SpaceFeatures,
                     "features_extractor_kwargs": {"space": self.space},
+                    "q_net_kwargs": {
+                        "head_hiddens": tuple(cfg.head_hiddens),
+                        "dueling": cfg.dueling,
+                        "mask_invalid": cfg.mask_invalid,
+                    },
                 },
                 device="cpu",
             )
         self.model.exploration_rng = np.random.default_rng(cfg.seed)
+        self.model.double_q, self.model.mask_invalid = cfg.double_q, cfg.mask_invalid
 
     @property
     def policy(self) -> nn.Module:

@@ -16,9 +16,11 @@ def _as_numpy(observations: np.ndarray | torch.Tensor) -> np.ndarray:
     return observations.detach().cpu().numpy() if isinstance(observations, torch.Tensor) else np.asarray(observations)
 
 
-def masks(space: SpaceModel, observations: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """Valid actions, ``(..., n_actions)`` bool."""
-    return torch.as_tensor(space.masks(_as_numpy(observations)))
+def masks(space: SpaceModel, observations: np.ndarray | torch.Tensor, mask_invalid: bool = True) -> torch.Tensor:
+    """The actions an agent may choose, ``(..., n_actions)`` bool: the valid ones, or all when ``mask_invalid`` is
+    False (NasGym's agents, for which the environment ends an invalid episode with reward 0)."""
+    valid = torch.as_tensor(space.masks(_as_numpy(observations)))
+    return valid if mask_invalid else torch.ones_like(valid)
 
 
 def features(space: SpaceModel, observations: np.ndarray | torch.Tensor) -> torch.Tensor:

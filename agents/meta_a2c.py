@@ -1,10 +1,18 @@
 """Meta-A2C: an LSTM actor-critic that learns to search in context (Wang et al. 2016; NasGym).
 
-At every step the LSTM reads [one-hot NSC, one-hot previous action, previous reward, time step in the episode],
-so its memory can adapt to the dataset at hand: the memory persists across the episodes of a trial and is
-cleared only when a trial starts (``reset_trial``; ``reset_memory_each_episode`` gives NasGym's per-episode
-reset). Policy and value heads share the LSTM. Every ``n_steps`` steps one n-step advantage actor-critic update
-runs on the stored inputs, replayed through the LSTM from the memory the rollout started with.
+At every step the LSTM reads [the space's features (one-hot NSC), one-hot previous action, previous reward, time
+step in the episode], so its memory can adapt to the dataset at hand. Policy and value heads share the LSTM. Every
+``n_steps`` steps one n-step advantage actor-critic update runs on the stored inputs, replayed through the LSTM
+from the memory the rollout started with.
+
+``memory`` says what an episode end does (a trial, a run on one dataset, always starts from zero memory):
+
+* ``rl2`` (default; Duan et al. 2016, Wang et al. 2016): nothing. The memory and the previous action and reward run
+  on through the trial, and so do the returns: an n-step return crosses an episode end and bootstraps from the next
+  episode's first state, since the trial, not the episode, is what the agent learns to do well.
+* ``nasgym``: the LSTM state is zeroed, the previous action and reward are carried into the next episode, and
+  returns stop at the episode end (NasGym's runner masks the LSTM with the done flags and keeps both inputs).
+* ``episode``: everything is cleared and returns stop: a policy without memory across episodes (a control).
 
 Plain PyTorch rather than stable-baselines3's OnPolicyAlgorithm: the recurrent rollout with reward and action
 feedback would need a custom rollout buffer, policy and collection loop (as sb3-contrib's RecurrentPPO has),
@@ -16,7 +24,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass, field, replace
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -52,8 +61,13 @@ class MetaA2CConfig:
     """RMSProp's epsilon (baselines' A2C: 1e-5)."""
     max_grad_norm: PositiveFloat = 0.5
     """Gradients are clipped to this global norm (NasGym: 0.5)."""
-    reset_memory_each_episode: bool = False
-    """Clear the memory (and the previous action and reward) at every episode start, as NasGym's code did."""
+    memory: Literal["rl2", "nasgym", "episode"] = "rl2"
+    """What an episode end does to the memory and the returns (module docstring): `rl2` nothing, `nasgym` zero the LSTM
+    but carry the previous action and reward and stop returns, `episode` clear everything and stop returns."""
+    reward_input: bool = True
+    """Feed the previous reward to the LSTM; False feeds 0 (a control: does the policy use rewards in context?)."""
+    mask_invalid: bool = True
+    """Choose only among valid actions; False samples all 8 and lets the environment end invalid episodes."""
     seed: Seed = 0
     """Seeds the initial weights and the sampling."""
 
@@ -86,13 +100,18 @@ class Rollout:
     masks: list[torch.Tensor] = field(default_factory=list)
     rewards: list[float] = field(default_factory=list)
     dones: list[bool] = field(default_factory=list)
+    """The episode ended after this step."""
+    cuts: list[bool] = field(default_factory=list)
+    """Returns stop after this step and nothing bootstraps across it (an episode end, except under RL²; an episode
+    abandoned unfinished)."""
 
-    def add(self, inputs: torch.Tensor, action: int, mask: torch.Tensor, reward: float, done: bool) -> None:
+    def add(self, inputs: torch.Tensor, action: int, mask: torch.Tensor, reward: float, done: bool, cut: bool) -> None:
         self.inputs.append(inputs)
         self.actions.append(action)
         self.masks.append(mask)
         self.rewards.append(reward)
         self.dones.append(done)
+        self.cuts.append(cut)
 
 
 class MetaA2CNetwork(nn.Module):
@@ -148,6 +167,26 @@ class MetaA2C(Agent):
         super().reset_trial()
         self.trial_state, self.rollout = self.initial_state(), Rollout()
 
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any], env, source: str | Path = "the checkpoint") -> MetaA2C:
+        """Checkpoints saved before ``memory`` existed said ``reset_memory_each_episode``; True meant ``episode``."""
+        config = dict(payload["config"])
+        if "reset_memory_each_episode" in config:
+            config["memory"] = "episode" if config.pop("reset_memory_each_episode") else "rl2"
+        return super().from_payload({**payload, "config": config}, env, source)
+
+    def _episode_end(self, state: MetaA2CState) -> MetaA2CState:
+        """The state the next episode starts from."""
+        if self.config.memory == "nasgym":
+            return replace(state, memory=self.initial_state().memory)
+        if self.config.memory == "episode":
+            return self.initial_state()
+        return state
+
+    def _inputs(self, observation: np.ndarray, state: MetaA2CState) -> torch.Tensor:
+        reward = state.previous_reward if self.config.reward_input else 0.0
+        return self.network.encode(observation, state.previous_action, reward)
+
     @property
     def policy(self) -> nn.Module:
         return self.network
@@ -157,17 +196,17 @@ class MetaA2C(Agent):
     @torch.no_grad()
     def action_distribution(self, observation: np.ndarray, state: MetaA2CState) -> tuple[torch.Tensor, float]:
         """Probabilities of the actions and the value estimate, given ``state`` (for analysis and tests)."""
-        inputs = self.network.encode(observation, state.previous_action, state.previous_reward)
+        inputs = self._inputs(observation, state)
         logits, value, _ = self.network(inputs[None], state.memory)
-        mask = masks(self.space, observation)
+        mask = masks(self.space, observation, self.config.mask_invalid)
         return torch.softmax(masked_logits(logits[0], mask), -1), float(value[0])
 
     @one_thread()
     @torch.no_grad()
     def _act(self, observation: np.ndarray, state: MetaA2CState, deterministic: bool):
-        inputs = self.network.encode(observation, state.previous_action, state.previous_reward)
+        inputs = self._inputs(observation, state)
         logits, _, memory = self.network(inputs[None], state.memory)
-        mask = masks(self.space, observation)
+        mask = masks(self.space, observation, self.config.mask_invalid)
         logits = masked_logits(logits[0], mask)
         if deterministic:
             action = int(logits.argmax())
@@ -182,9 +221,8 @@ class MetaA2C(Agent):
         return action, state
 
     def _after_step(self, state: MetaA2CState, reward: float, done: bool) -> MetaA2CState:
-        if done and self.config.reset_memory_each_episode:
-            return self.initial_state()
-        return state.observe(reward)
+        state = state.observe(reward)
+        return self._episode_end(state) if done else state
 
     def _begin_step(self, owner: str) -> np.ndarray:
         """The observation to act on. An episode abandoned unfinished (a switch between learn and play, a
@@ -192,9 +230,9 @@ class MetaA2C(Agent):
         learned from at once, as it cannot continue from the memory play left."""
         if self._observation is None or self._episode_owner != owner:
             if self.rollout.dones and not self.rollout.dones[-1]:
-                self.rollout.dones[-1] = True
-            if self._observation is not None and self.config.reset_memory_each_episode:
-                self.trial_state = self.initial_state()
+                self.rollout.dones[-1] = self.rollout.cuts[-1] = True
+            if self._observation is not None:
+                self.trial_state = self._episode_end(self.trial_state)
         rollout = self.rollout
         if (
             owner == "learn"
@@ -224,7 +262,7 @@ class MetaA2C(Agent):
             reward, done, info = self._env_step(action)
             self.num_timesteps += 1
             self.trial_state = self._after_step(state, reward, done)
-            self.rollout.add(inputs, action, mask, reward, done)
+            self.rollout.add(inputs, action, mask, reward, done, done and self.config.memory != "rl2")
             self.rollout.end_memory = self.trial_state.memory
             if len(self.rollout.inputs) == self.config.n_steps:
                 self._update()
@@ -238,24 +276,20 @@ class MetaA2C(Agent):
         cfg, rollout = self.config, self.rollout
         memory, logits, values = rollout.start_memory, [], []
         for i, inputs in enumerate(rollout.inputs):  # replay the rollout through the LSTM, now with gradients
-            if i > 0 and rollout.dones[i - 1] and cfg.reset_memory_each_episode:
+            if i > 0 and rollout.dones[i - 1] and cfg.memory != "rl2":
                 memory = self.initial_state().memory
             step_logits, step_value, memory = self.network(inputs[None], memory)
             logits.append(step_logits[0])
             values.append(step_value[0])
         logits, values = torch.stack(logits), torch.stack(values)
 
-        with torch.no_grad():  # bootstrap from the value of the next state unless the episode ended
+        with torch.no_grad():  # bootstrap from the value of the next state unless returns stop here
             next_value = 0.0
-            if not rollout.dones[-1]:
-                now = self.trial_state
-                inputs = self.network.encode(self._observation, now.previous_action, now.previous_reward)
-                next_value = float(self.network(inputs[None], now.memory)[1][0])
-        returns, running = [], next_value
-        for reward, done in zip(reversed(rollout.rewards), reversed(rollout.dones), strict=True):
-            running = reward + cfg.gamma * running * (1.0 - done)
-            returns.append(running)
-        returns = torch.tensor(returns[::-1])
+            if not rollout.cuts[-1]:  # under RL² after an episode end: the next episode's first state
+                observation = self.space.observe(()) if rollout.dones[-1] else self._observation
+                inputs = self._inputs(observation, self.trial_state)
+                next_value = float(self.network(inputs[None], self.trial_state.memory)[1][0])
+        returns = torch.tensor(n_step_returns(rollout.rewards, rollout.cuts, cfg.gamma, next_value))
         advantages = returns - values.detach()
 
         distribution = Categorical(logits=masked_logits(logits, torch.stack(rollout.masks)))
@@ -295,7 +329,17 @@ class MetaA2C(Agent):
         trial_state, rollout = copy.deepcopy(state["trial_state"]), copy.deepcopy(state["rollout"])
         self.trial_state = MetaA2CState(**{**trial_state, "memory": _memory(trial_state["memory"])})
         memories = {key: _memory(rollout[key]) for key in ("start_memory", "end_memory")}
+        rollout.setdefault("cuts", list(rollout["dones"]))  # saved before cuts existed: returns stopped at dones
         self.rollout = Rollout(**{**rollout, **memories})
+
+
+def n_step_returns(rewards: list[float], cuts: list[bool], gamma: float, next_value: float) -> list[float]:
+    """Discounted returns of a rollout, bootstrapped from ``next_value``; a return stops after a step that cuts."""
+    returns, running = [], next_value
+    for reward, cut in zip(reversed(rewards), reversed(cuts), strict=True):
+        running = reward + gamma * running * (1.0 - cut)
+        returns.append(running)
+    return returns[::-1]
 
 
 def _memory(stored: Any) -> Memory | None:

@@ -45,6 +45,8 @@ class ReinforceConfig:
     """Discount of rewards within an episode (only matters with reward='per_step')."""
     entropy_coef: NonNegativeFloat = 0.0
     """Weight of an entropy bonus (none in Zoph & Le)."""
+    mask_invalid: bool = True
+    """Choose only among valid actions; False samples all 8 and lets the environment end invalid episodes."""
     seed: Seed = 0
     """Seeds the initial weights and the sampling."""
 
@@ -109,7 +111,8 @@ class Reinforce(Agent):
         previous = torch.tensor([self.controller.start, *self.space.actions(observation)])
         with torch.no_grad():
             logits, _ = self.controller(previous[None])
-        return int(self._choose(logits[0, -1], masks(self.space, observation), deterministic)), None
+        allowed = masks(self.space, observation, self.config.mask_invalid)
+        return int(self._choose(logits[0, -1], allowed, deterministic)), None
 
     @one_thread()
     @torch.no_grad()
@@ -121,7 +124,8 @@ class Reinforce(Agent):
         while not all(self.space.done(actions) for actions in episodes):
             logits, state = self.controller(previous, state)
             observations = np.stack([self.space.observe(actions) for actions in episodes])
-            chosen = self._choose(logits[:, -1], masks(self.space, observations), deterministic=False)
+            allowed = masks(self.space, observations, self.config.mask_invalid)
+            chosen = self._choose(logits[:, -1], allowed, deterministic=False)
             for actions, action in zip(episodes, chosen.tolist(), strict=True):
                 if not self.space.done(actions):
                     actions.append(action)
@@ -190,7 +194,8 @@ class Reinforce(Agent):
         advantages = (returns - self.baseline) * valid
 
         logits, _ = self.controller(previous)
-        distribution = Categorical(logits=masked_logits(logits, masks(self.space, observations)))
+        allowed = masks(self.space, observations, cfg.mask_invalid)
+        distribution = Categorical(logits=masked_logits(logits, allowed))
         log_probs = distribution.log_prob(taken)
         entropy = (distribution.entropy() * valid).sum() / valid.sum()
         policy_loss = -(log_probs * advantages).sum() / m
@@ -230,5 +235,12 @@ class Reinforce(Agent):
         self._batch, self._batch_rewards = state["batch"], state["batch_rewards"]
         self._batch_evaluated = False
         unfinished = (self._batch or [])[len(self._batch_rewards) :]
-        if not all(self.space.valid(actions) for actions in unfinished):
+        if not all(self._playable(actions) for actions in unfinished):
             self.reset_trial()  # loaded into an environment with smaller images: the batch cannot be played
+
+    def _playable(self, actions: list[int]) -> bool:
+        """Whether this environment ends the episode exactly after ``actions``, as the batch was sampled. An unmasked
+        agent's episode may end with an invalid layer, so only the layers before it must be valid."""
+        if self.config.mask_invalid:
+            return self.space.valid(actions)
+        return self.space.valid(actions[:-1]) and self.space.done(actions)

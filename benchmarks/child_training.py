@@ -90,7 +90,14 @@ class NaiveReference:
 
     def __init__(self, data: ImageData, config: TrainConfig, device: torch.device):
         self.data, self.config, self.device = data, config, device
-        train_idx, eval_idx = split_indices(data.labels, config.train_fraction, config.seed, data.n_classes)
+        train_idx, eval_idx, _ = split_indices(
+            data.labels,
+            config.train_fraction,
+            config.shuffle_seed,
+            data.n_classes,
+            config.test_fraction,
+            config.split_rounding,
+        )
         images = torch.from_numpy(data.images).permute(0, 3, 1, 2).float().div(255).contiguous()
         labels = torch.from_numpy(data.labels)
         self.train_set = TensorDataset(images[train_idx], labels[train_idx])

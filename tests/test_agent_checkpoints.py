@@ -14,6 +14,7 @@ from support import toy_env
 import agents
 from agents import checkpoint
 from nasgym.core.errors import CheckpointError, ConfigError
+from nasgym.core.protocols import protocol
 from nasgym.runners.search import SearchSettings, run_search
 
 AGENTS = ("random", "reinforce", "dqn", "meta_a2c")
@@ -21,9 +22,12 @@ SHORT = {"reinforce": {"architectures_per_update": 3}, "dqn": {"learning_starts"
 """Hyperparameters that make each agent update within a few steps, so its state holds batches, buffers, rollouts."""
 
 
-def learned(name: str, steps: int) -> agents.Agent:
+NASGYM = protocol("nasgym2019")
+
+
+def learned(name: str, steps: int, **hyperparameters) -> agents.Agent:
     """An agent that learned for at least ``steps`` steps, stopped at an episode end (where searches save)."""
-    agent = agents.make(name, toy_env(), **SHORT.get(name, {}))
+    agent = agents.make(name, toy_env(), **{**SHORT.get(name, {}), **hyperparameters})
     agent.learn(10 * steps, callback=lambda event: not (event["step"] >= steps and event["terminated"]))
     return agent
 
@@ -63,9 +67,13 @@ def one_line_refusal(path: Path, *fragments: str, **load_options) -> str:
 
 
 # -- what an agent writes ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("preset", [False, True], ids=["modern", "nasgym2019"])
 @pytest.mark.parametrize("name", AGENTS)
-def test_a_checkpoint_is_tensors_and_plain_data_and_resumes_exactly(name: str, tmp_path: Path) -> None:
-    agent = learned(name, 37)
+def test_a_checkpoint_is_tensors_and_plain_data_and_resumes_exactly(name: str, preset: bool, tmp_path: Path) -> None:
+    """Also with the NasGym protocol's hyperparameters (unmasked, its meta-A2C memory, double Q and a dueling head),
+    whose warm-up is shortened so that DQN learns within the run."""
+    hyperparameters = {**NASGYM.hyperparameters(name), **SHORT.get(name, {})} if preset else {}
+    agent = learned(name, 37, **hyperparameters)
     agent.save(tmp_path / "agent.pt", {"search_steps": agent.num_timesteps, "note": "plain"})
     payload = torch.load(tmp_path / "agent.pt", weights_only=True)
     assert payload["agent"] == name and payload["metadata"]["note"] == "plain"
@@ -81,6 +89,18 @@ def test_a_checkpoint_is_tensors_and_plain_data_and_resumes_exactly(name: str, t
     assert agent.policy is None or all(
         torch.equal(value, loaded.policy.state_dict()[key]) for key, value in agent.policy.state_dict().items()
     )
+
+
+def test_a_load_may_change_hyperparameters_that_leave_the_weights_alone(tmp_path: Path) -> None:
+    agent = learned("meta_a2c", 20)
+    agent.save(tmp_path / "agent.pt")
+    control = agents.load(tmp_path / "agent.pt", toy_env(), memory="episode", reward_input=False)
+    assert control.config.memory == "episode" and control.config.reward_input is False
+    assert all(torch.equal(v, control.network.state_dict()[k]) for k, v in agent.network.state_dict().items())
+    with pytest.raises(ConfigError, match="memory must be one of"):
+        agents.load(tmp_path / "agent.pt", toy_env(), memory="none")
+    with pytest.raises(CheckpointError, match="state does not fit"):
+        agents.load(tmp_path / "agent.pt", toy_env(), hidden_size=16)
 
 
 def test_dqn_checkpoint_holds_its_replay_buffer_as_arrays(tmp_path: Path) -> None:

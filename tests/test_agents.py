@@ -17,6 +17,7 @@ from agents.encoding import features, masks
 from agents.meta_a2c import MetaA2CState
 from nasgym.core.errors import ConfigError
 from nasgym.core.evaluator import FunctionEvaluator
+from nasgym.core.observation import OBSERVATIONS
 from nasgym.core.search_space import Architecture, action_mask
 from nasgym.runners.episode_log import EpisodeLogger
 from nasgym.runners.run_folder import RunFolder
@@ -44,7 +45,7 @@ def collect(agent: agents.Agent, steps: int, method: str = "learn") -> list[dict
 
 
 # -- what agents read from observations -------------------------------------------------------------------
-@pytest.mark.parametrize("observation", ["nsc", "onehot"])
+@pytest.mark.parametrize("observation", OBSERVATIONS)
 @pytest.mark.parametrize("image_size", [5, 16, 84])
 def test_the_space_model_masks_batches_by_the_search_space_rule(image_size: int, observation: str) -> None:
     space = toy_env(image_size=image_size, observation=observation).unwrapped.space_model
@@ -64,9 +65,10 @@ def test_features_are_one_hot_per_row() -> None:
     assert encoded.argmax(1).tolist()[:4] == [2, 4, 8, 0]  # action + 1, then empty rows
 
 
+@pytest.mark.parametrize("observation", ["onehot", "nasgym"])
 @pytest.mark.parametrize("name", ["random", "reinforce", "dqn", "meta_a2c"])
-def test_agents_search_the_onehot_observation_too(name: str) -> None:
-    agent = agents.make(name, toy_env(image_size=8, observation="onehot"))
+def test_agents_search_the_other_observations_too(name: str, observation: str) -> None:
+    agent = agents.make(name, toy_env(image_size=8, observation=observation))
     events = collect(agent, 30)
     assert all(event["info"]["valid"] for event in events)
 
@@ -98,7 +100,6 @@ PAPERS = {
         "value_coef": 0.5,
         "learning_rate": 1e-3,
         "max_grad_norm": 0.5,
-        "reset_memory_each_episode": False,
     },
     "reinforce": {"architectures_per_update": 8, "hidden_size": 35, "num_layers": 2, "learning_rate": 6e-4},
 }
@@ -294,17 +295,6 @@ def test_meta_a2c_reads_the_previous_action_and_reward() -> None:
     assert not torch.allclose(probabilities[(3, 0.5)], probabilities[(3, 0.9)])
     inputs = agent.network.encode(observation, 3, 0.5)
     assert inputs[90 + 3] == 1 and inputs[90:98].sum() == 1 and inputs[98] == 0.5 and inputs[99] == 0.2
-
-
-@pytest.mark.parametrize("reset_each_episode", [False, True])
-def test_meta_a2c_memory_spans_the_trial_unless_reset_each_episode(reset_each_episode: bool) -> None:
-    agent = agents.make("meta_a2c", toy_env(), reset_memory_each_episode=reset_each_episode)
-    agent.learn(100, callback=lambda event: not event["terminated"])  # stops right after the first episode
-    state = agent.trial_state
-    kept = bool(state.memory[0].abs().sum() > 0) and state.previous_action >= 0
-    assert kept is not reset_each_episode
-    agent.reset_trial()
-    assert agent.trial_state.memory[0].abs().sum() == 0 and agent.trial_state.previous_action == -1
 
 
 def test_meta_a2c_learns_from_a_rollout_that_play_interrupted() -> None:

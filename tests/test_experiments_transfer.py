@@ -10,7 +10,7 @@ from support import OMNIGLOT_DIR, assert_png_with_data, needs_omniglot
 from nasgym.runners.cli import main
 from nasgym.runners.experiments.transfer import VARIANTS
 
-FLAGS = ["--epochs", "1", "--image-size", "12", "--max-samples", "480", "--batch-size", "64", "--device", "cpu",
+FLAGS = ["--epochs", "1", "--image-size", "12", "--max-samples", "540", "--batch-size", "64", "--device", "cpu",
          "--no-progress"]  # fmt: skip
 
 
@@ -20,7 +20,7 @@ def rewards(folder) -> list[float]:
 
 
 @needs_omniglot
-def test_transfer_chains_training_and_compares_four_ways_on_the_held_out_set(tmp_path):
+def test_transfer_chains_training_and_compares_the_policy_with_its_controls_on_the_held_out_set(tmp_path):
     assert main(["data", "prepare", "omniglot_small2", "--manual-dir", str(OMNIGLOT_DIR)]) == 0
     out = tmp_path / "transfer"
     argv = ["transfer", "--agent", "meta_a2c", "--train", "digits,digits", "--eval", "omniglot_small2",
@@ -48,6 +48,22 @@ def test_transfer_chains_training_and_compares_four_ways_on_the_held_out_set(tmp
         assert torch.equal(tensor, frozen["state"]["network"][name]), name
     assert_png_with_data(out / "transfer.png")
     assert "](transfer.png)" in report
+    # The controls: the same policy without its in-context inputs, and a DQN agent trained through the same datasets.
+    held_out = seed / "eval" / "omniglot_small2"
+    configs = {
+        v: torch.load(held_out / v / "agent.pt", weights_only=True)["config"] for v in ("frozen", *VARIANTS[1:3])
+    }
+    assert configs["frozen"]["memory"] == "rl2" and configs["frozen_memory_reset"]["memory"] == "episode"
+    assert configs["frozen_reward_zeroed"]["reward_input"] is False
+    control = torch.load(held_out / "control_frozen" / "agent.pt", weights_only=True)
+    assert control["agent"] == "dqn" and control["num_timesteps"] == 24  # learned on both training datasets
+    tests = {test["compared"]: test for test in results["action_tests"]}
+    assert set(tests) == {
+        f"frozen vs {v}" for v in ("frozen_memory_reset", "frozen_reward_zeroed", "control_frozen", "random")
+    }
+    p_values = [test["p_value"] for test in tests.values()]  # NaN where a group finished fewer than 2 episodes
+    assert all(math.isnan(p) or 0 < p <= 1 for p in p_values) and not all(map(math.isnan, p_values))
+    assert results["protocol"] == "modern" and "Protocol `modern`" in report and "p-value" in report
 
     assert main(argv) == 0  # everything complete: nothing reruns, results are rewritten
     assert len(rewards(seed / "eval" / "omniglot_small2" / "random")) == 10

@@ -55,7 +55,8 @@ def test_changed_setting_never_returns_a_stale_reward(tmp_path):
 CHANGED_SETTINGS = {
     "epochs": 13, "batch_size": 64, "learning_rate": 3e-4, "betas": (0.8, 0.99), "adam_epsilon": 1e-7,
     "lr_decay_factor": 0.5, "lr_decay_epochs": 0, "train_fraction": 0.5, "seed": 1,
-    "network": NetworkConfig(filters=16),
+    "network": NetworkConfig(filters=16), "lr_decay_steps": 100, "test_fraction": 0.2, "split_rounding": "floor",
+    "split_seed": 32, "score_split": "test", "reward_epochs": 5, "reward_exponent": 3.0,
 }  # fmt: skip
 
 

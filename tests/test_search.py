@@ -160,7 +160,7 @@ def test_search_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["search", "--out", str(empty), "--resume"]) == 2
     assert "holds no search to resume" in capsys.readouterr().err
     assert main(["search", "--agent", "dqn", "--set", "m=8", "--out", str(tmp_path / "new")]) == 2
-    assert "unknown dqn hyperparameter 'm'; known: batch_size" in capsys.readouterr().err
+    assert "unknown dqn hyperparameter 'm'; known: activation, batch_size" in capsys.readouterr().err
 
     taken = tmp_path / "taken"
     taken.mkdir()

@@ -71,7 +71,7 @@ def test_a_split_with_fewer_images_than_classes_on_a_side_is_refused():
     labels = np.arange(10) % 5
     with pytest.raises(ConfigError, match="give 7 to train and 3 to score, fewer than the 5 classes"):
         split_indices(labels, 2 / 3, 0, 5)
-    train, reward = split_indices(np.arange(30) % 5, 2 / 3, 0, 5)
+    train, reward, _ = split_indices(np.arange(30) % 5, 2 / 3, 0, 5)
     assert len(train) == 20 and len(reward) == 10 and not set(train) & set(reward)
 
 

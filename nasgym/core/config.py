@@ -26,9 +26,14 @@ class EnvConfig:
     """Rows per episode, the terminal row included."""
     image_size: int = DEFAULT_IMAGE_SIZE
     """Images are resized to this side, 3 channels, scaled to [0, 1]; it decides which layers fit."""
-    observation: Literal["nsc", "onehot"] = "nsc"
+    resize: Literal["antialias", "bilinear_align_corners"] = "antialias"
+    """`antialias`: bilinear with a filter that widens when shrinking (PIL; torch for digits); `bilinear_align_corners`:
+    TF1's `resize_images(BILINEAR, align_corners=True)` that NasGym used, which samples 4 pixels and aliases when
+    shrinking. It changes the pixels, so the image cache and the reward cache keep the two apart."""
+    observation: Literal["nsc", "onehot", "nasgym"] = "nsc"
     """`nsc`: the NSC matrix, int64 (max_layers, 5); `onehot`: a flat float32 vector (a one-hot layer per row) that
-    every RL library takes without wrappers."""
+    every RL library takes without wrappers; `nasgym`: NasGym's float32 (max_layers, 25) matrix, each row's type,
+    kernel and predecessor one-hot, newest layer last (agents then read it as their features)."""
     max_samples: int | None = None
     """Train and score on a fixed random subset of this many images (None: all)."""
     device: str = "auto"

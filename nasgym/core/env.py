@@ -45,6 +45,8 @@ class NASEnv(gym.Env[np.ndarray, int]):
     is `[i + 1, type, kernel, i, 0]` for the i-th layer appended (type 1 conv, 2 max-pool, 3 avg-pool,
     7 terminal), rows not used yet are zero. `observation="onehot"`: `Box(0, 1, (max_layers * 9,), float32)`,
     each row's layer one-hot (empty or one of the 8 actions), the form MLP policies of any RL library take.
+    `observation="nasgym"`: NasGym's `Box(0, 1, (max_layers, 25), float32)` for 10 layers, each row the one-hot of
+    its type, kernel and predecessor, the newest layer in the last row (`nasgym.core.observation`).
 
     ## Rewards
 

@@ -83,7 +83,9 @@ class TrainingEvaluator:
     def from_config(cls, config: EnvConfig, train_config: TrainConfig, concurrency: int = 1) -> TrainingEvaluator:
         """The evaluator ``NAS-v0`` builds for these settings: its dataset at its image size, its device and reward
         cache. ``nasgym train``, ``nasgym final`` and the experiments build theirs the same way."""
-        data = load_dataset(config.dataset, config.image_size, max_samples=config.max_samples, data_dir=config.data_dir)
+        data = load_dataset(
+            config.dataset, config.image_size, config.max_samples, config.data_dir, resize=config.resize
+        )
         cache_path = (config.cache_path or default_cache_path()) if config.cache else None
         return cls(data, train_config, config.device, cache_path, concurrency)
 

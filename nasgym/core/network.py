@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -26,8 +27,15 @@ class NetworkConfig:
     """Dropout rate after the dense layer (NasGym: 0.4)."""
     filter_growth: float = 1.0
     """Each convolution has this many times the filters of the one before (NasGym's final protocol: 2)."""
-    max_filters: int = 512
-    """Cap for a growing filter count (VGG's widest layer)."""
+    max_filters: int | None = 512
+    """Cap for a growing filter count (VGG's widest layer); None: no cap (NasGym's final protocol)."""
+    init: Literal["pytorch", "glorot"] = "pytorch"
+    """Initial weights: PyTorch's defaults, or `glorot`: Keras' glorot-uniform weights and zero biases (NasGym)."""
+    batch_norm: Literal["batch_stats", "running_stats"] = "batch_stats"
+    """`batch_stats`: BatchNorm normalises with each batch's statistics while training; `running_stats`: always with
+    its running statistics, which then stay at mean 0, variance 1 (epsilon 1e-3, Keras'), so each BatchNorm is a
+    learned per-channel scale and shift. The second is what NasGym's Keras BatchNormalization did inside its TF1
+    Estimator: it was called without `training=` and nothing set the Keras learning phase."""
 
     def __post_init__(self) -> None:
         settings.check_fields(self)
@@ -36,7 +44,7 @@ class NetworkConfig:
             for name, value in (
                 ("filters", self.filters),
                 ("dense_units", self.dense_units),
-                ("max_filters", self.max_filters),
+                ("max_filters", 1 if self.max_filters is None else self.max_filters),
             )
             if value < 1
         ]
@@ -49,7 +57,33 @@ class NetworkConfig:
 
     def conv_filters(self, index: int) -> int:
         """Filters of the ``index``-th convolution (0-based)."""
-        return min(round(self.filters * self.filter_growth**index), max(self.filters, self.max_filters))
+        filters = round(self.filters * self.filter_growth**index)
+        return filters if self.max_filters is None else min(filters, max(self.filters, self.max_filters))
+
+
+KERAS_BATCH_NORM_EPSILON = 1e-3
+
+
+class RunningStatsBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm that normalises with its running statistics in training too, and never updates them."""
+
+    def __init__(self, channels: int):
+        super().__init__(channels, eps=KERAS_BATCH_NORM_EPSILON)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.batch_norm(
+            x, self.running_mean, self.running_var, self.weight, self.bias, training=False, eps=self.eps
+        )
+
+
+def glorot_init(model: nn.Module) -> nn.Module:
+    """Keras' defaults: glorot-uniform kernels and zero biases for convolutions and dense layers."""
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+    return model
 
 
 class SeededDropout(nn.Dropout):
@@ -96,7 +130,7 @@ def build_network(
             layers += [
                 nn.ReLU(),
                 nn.Conv2d(channels, filters, layer.kernel, stride=1, padding=0),
-                nn.BatchNorm2d(filters),
+                nn.BatchNorm2d(filters) if config.batch_norm == "batch_stats" else RunningStatsBatchNorm2d(filters),
             ]
             channels, convs = filters, convs + 1
         elif layer.type == MAX_POOL:
@@ -111,7 +145,8 @@ def build_network(
         SeededDropout(config.dropout, dropout_generator),
         nn.Linear(config.dense_units, n_classes),
     ]
-    return nn.Sequential(*layers)
+    model = nn.Sequential(*layers)
+    return glorot_init(model) if config.init == "glorot" else model
 
 
 def parameter_count(

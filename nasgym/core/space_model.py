@@ -67,7 +67,9 @@ class ChainSpaceModel(SpaceModel):
         self.max_steps = max_layers
         self.kind = observation
         self.n_actions = N_ACTIONS
-        self.feature_size = max_layers * encodings.LAYER_CLASSES
+        # NasGym's agents read its own encoding; the other encodings feed the one-hot NSC.
+        row = encodings.nasgym_row_size(max_layers) if observation == "nasgym" else encodings.LAYER_CLASSES
+        self.feature_size = max_layers * row
         self.observation_space = encodings.observation_space(observation, max_layers)
 
     def _nsc(self, observations: np.ndarray) -> np.ndarray:
@@ -84,7 +86,11 @@ class ChainSpaceModel(SpaceModel):
         return nsc_action_mask(self._nsc(observations), self.image_size)
 
     def features(self, observations: np.ndarray) -> np.ndarray:
-        return encodings.one_hot_nsc(self._nsc(observations))
+        nsc = self._nsc(observations)
+        if self.kind == "nasgym":
+            matrix = encodings.nasgym_matrix(nsc)
+            return matrix.reshape(*matrix.shape[:-2], -1)
+        return encodings.one_hot_nsc(nsc)
 
     def steps(self, observations: np.ndarray) -> np.ndarray:
         return encodings.episode_length(self._nsc(observations))

@@ -22,6 +22,7 @@ import agents
 from nasgym.core import settings
 from nasgym.core.config import make_configs
 from nasgym.core.errors import ConfigError, NasGymError
+from nasgym.core.protocols import DEFAULT_PROTOCOL
 from nasgym.runners.episode_log import EpisodeLogger, ProgressLog
 from nasgym.runners.experiments.plots import plot_search
 from nasgym.runners.run_folder import EpisodeRow, RunFolder
@@ -39,6 +40,8 @@ class SearchSettings:
     steps: int
     env_options: dict[str, Any] = field(default_factory=dict)
     agent_options: dict[str, Any] = field(default_factory=dict)
+    protocol: str = DEFAULT_PROTOCOL
+    """The protocol (``nasgym.core.protocols``) the options came from, named in run.json and every report."""
 
     def comparable(self) -> dict[str, Any]:
         """What must match for a search to continue another: every environment option with its default filled
@@ -87,7 +90,7 @@ def _agent(settings: SearchSettings, env: gym.Env, folder: RunFolder, start_step
     if start_step:  # a checkpoint of another agent is refused before anything is built
         return agents.load(folder.checkpoint, env, agent=settings.agent)
     if start_from is not None:
-        agent = agents.load(start_from, env, agent=settings.agent)
+        agent = agents.load(start_from, env, agent=settings.agent, **settings.agent_options)
         agent.reset_trial()  # a new dataset is a new trial
         return agent
     return agents.make(settings.agent, env, **settings.agent_options)
@@ -201,6 +204,7 @@ def summarise(rows: list[EpisodeRow], settings: SearchSettings, top: int = 10) -
     return {
         "agent": settings.agent,
         "dataset": settings.dataset,
+        "protocol": settings.protocol,
         "steps": len(rows),
         "episodes": len({row.episode for row in rows}),
         "unique_networks": len(best),

@@ -8,6 +8,8 @@ from functools import partial
 from pathlib import Path
 
 from nasgym.core.datasets.base import (
+    DEFAULT_RESIZE,
+    RESIZES,
     Dataset,
     ImageData,
     check_image_size,
@@ -71,16 +73,20 @@ def load_dataset(
     image_size: int,
     max_samples: int | None = None,
     data_dir: str | Path | None = None,
+    resize: str = DEFAULT_RESIZE,
 ) -> ImageData:
-    """Load ``name`` at ``image_size``, optionally cut to a fixed subset of ``max_samples`` images.
+    """Load ``name`` at ``image_size`` resized as ``resize`` says, optionally cut to a fixed subset of ``max_samples``
+    images.
 
     Settings that cannot work (an image size whose arrays would not fit in memory, a ``max_samples``
     below 2) are a ConfigError before anything is decoded.
     """
     check_max_samples(max_samples)
+    if resize not in RESIZES:
+        raise ConfigError(f"resize must be one of {', '.join(RESIZES)}, got {resize!r}")
     dataset = get_dataset(name, data_dir)
     image_size = check_image_size(image_size, dataset.n_images, dataset.name)
-    return subsample(dataset.load(image_size), max_samples)
+    return subsample(dataset.load(image_size, resize=resize), max_samples)
 
 
 register_dataset("digits", lambda data_dir=None: DigitsDataset())

@@ -17,6 +17,9 @@ from nasgym.core.errors import ConfigError
 from nasgym.core.threads import single_threaded
 
 _RESIZE_BYTES = 256 << 20  # float32 working memory of one resize batch
+DEFAULT_RESIZE = "antialias"
+RESIZES = ("antialias", "bilinear_align_corners")
+"""How images reach the configured side (``EnvConfig.resize``)."""
 
 
 @dataclass(frozen=True)
@@ -57,8 +60,8 @@ class Dataset(ABC):
     n_images: int
 
     @abstractmethod
-    def load(self, image_size: int) -> ImageData:
-        """All images, resized to ``image_size`` x ``image_size`` x 3, uint8."""
+    def load(self, image_size: int, resize: str = DEFAULT_RESIZE) -> ImageData:
+        """All images, resized to ``image_size`` x ``image_size`` x 3 (uint8) the way ``resize`` names."""
 
 
 def check_image_size(image_size: object, n_images: int, name: str) -> int:
@@ -111,7 +114,22 @@ def fingerprint_arrays(images: np.ndarray, labels: np.ndarray) -> str:
     return fingerprint.hexdigest()
 
 
-def resize_images(images: np.ndarray, size: int, chunk: int = 512) -> np.ndarray:
+def bilinear_align_corners(images: np.ndarray, size: int) -> np.ndarray:
+    """TF1's ``resize_images(method=BILINEAR, align_corners=True)`` of uint8 ``(..., H, W, C)`` images, rounded to
+    uint8: output pixel ``i`` samples input position ``i * (H - 1) / (size - 1)`` between its two neighbours, with no
+    filter, so shrinking aliases. NumPy only, so the decoding threads never start torch's thread pool."""
+    result = images.astype(np.float32)
+    for axis in (-3, -2):
+        length = result.shape[axis]
+        position = np.arange(size, dtype=np.float64) * ((length - 1) / (size - 1) if size > 1 else 0.0)
+        low = np.floor(position).astype(np.int64)
+        high = np.minimum(low + 1, length - 1)
+        weight = (position - low).astype(np.float32).reshape((-1,) + (1,) * (-axis - 1))
+        result = np.take(result, low, axis=axis) * (1 - weight) + np.take(result, high, axis=axis) * weight
+    return np.clip(np.rint(result), 0, 255).astype(np.uint8)
+
+
+def resize_images(images: np.ndarray, size: int, chunk: int = 512, resize: str = DEFAULT_RESIZE) -> np.ndarray:
     """Resize uint8 ``(N, H, W, C)`` to ``(N, size, size, 3)`` uint8; grey images are repeated to 3 channels.
 
     At most ``chunk`` images at a time, fewer for big sizes so a batch's float copy stays near 256 MB.
@@ -121,6 +139,8 @@ def resize_images(images: np.ndarray, size: int, chunk: int = 512) -> np.ndarray
     n, _, _, channels = images.shape
     if channels not in (1, 3):
         raise ValueError(f"expected 1 or 3 channels, got {channels}")
+    if resize == "bilinear_align_corners":
+        return np.repeat(bilinear_align_corners(images, size), 3 // channels, axis=-1)
     chunk = max(1, min(chunk, _RESIZE_BYTES // (4 * channels * size * size)))
     out = np.empty((n, size, size, 3), dtype=np.uint8)
     with single_threaded():  # building an env must not start OpenMP's pool: workers forked later would hang

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import envs_data
-from nasgym.core.datasets.base import Dataset, ImageData, fingerprint_arrays, resize_images
+from nasgym.core.datasets.base import DEFAULT_RESIZE, Dataset, ImageData, fingerprint_arrays, resize_images
 
 
 class DigitsDataset(Dataset):
@@ -15,11 +15,11 @@ class DigitsDataset(Dataset):
     n_classes = envs_data.load("datasets")["digits"]["classes"]
     n_images = envs_data.load("datasets")["digits"]["images"]
 
-    def load(self, image_size: int) -> ImageData:
+    def load(self, image_size: int, resize: str = DEFAULT_RESIZE) -> ImageData:
         from sklearn.datasets import load_digits
 
         bunch = load_digits()
         grey = np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8)  # pixel values are 0..16
-        images = resize_images(grey, image_size)
+        images = resize_images(grey, image_size, resize=resize)
         labels = bunch.target.astype(np.int64)
         return ImageData(self.name, images, labels, self.n_classes, fingerprint_arrays(images, labels))

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from nasgym.core.datasets.base import Dataset, ImageData
+from nasgym.core.datasets.base import DEFAULT_RESIZE, Dataset, ImageData
 from nasgym.core.datasets.image_cache import cache_dir, parallel_batches, read_cache, resize_each, write_cache
 from nasgym.core.datasets.prepare import data_root
 from nasgym.core.errors import DatasetError
@@ -93,15 +93,15 @@ class FolderDataset(Dataset):
         key = hashlib.sha256(str(self.path).encode()).hexdigest()[:12]
         return self.data_dir / "folders" / f"{self.path.name}-{key}"
 
-    def load(self, image_size: int) -> ImageData:
+    def load(self, image_size: int, resize: str = DEFAULT_RESIZE) -> ImageData:
         source = self.listing()
-        directory = cache_dir(self.cache_root(), image_size)
+        directory = cache_dir(self.cache_root(), image_size, resize)
         if (data := read_cache(directory, self.name, source)) is not None:
             return data
         jobs = [self.files[start : start + BATCH] for start in range(0, len(self.files), BATCH)]
 
         def decode(job: list[tuple[Path, int]]) -> tuple[np.ndarray, np.ndarray]:
-            images = resize_each([read_image(file) for file, _ in job], image_size)
+            images = resize_each([read_image(file) for file, _ in job], image_size, resize)
             return images, np.array([label for _, label in job], dtype=np.int64)
 
         batches = parallel_batches(jobs, decode, len(self.files), desc=f"{self.path.name} -> {image_size}px cache")

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from nasgym.core.datasets.base import Fingerprint, ImageData
+from nasgym.core.datasets.base import DEFAULT_RESIZE, Fingerprint, ImageData, bilinear_align_corners
 from nasgym.core.datasets.storage import (
     disk_errors,
     ensure_free,
@@ -42,8 +42,9 @@ _HEADROOM = 1 << 16  # bytes for the .npy headers and meta.json
 Job = TypeVar("Job")
 
 
-def cache_dir(root: Path, image_size: int) -> Path:
-    return root / f"{image_size}px"
+def cache_dir(root: Path, image_size: int, resize: str = DEFAULT_RESIZE) -> Path:
+    """``84px`` for the default resize, ``84px-<resize>`` for another: their pixels differ."""
+    return root / (f"{image_size}px" if resize == DEFAULT_RESIZE else f"{image_size}px-{resize}")
 
 
 @dataclass(frozen=True)
@@ -171,15 +172,18 @@ def _publish(staging: Path, directory: Path) -> None:
             raise
 
 
-def resize_each(images: Sequence[np.ndarray], image_size: int) -> np.ndarray:
+def resize_each(images: Sequence[np.ndarray], image_size: int, resize: str = DEFAULT_RESIZE) -> np.ndarray:
     """Resize uint8 RGB images of any sizes to one ``(N, size, size, 3)`` array.
 
     PIL's bilinear filter widens with the scale factor, so it is antialiased like ``resize_images`` (within one
     grey level of it); unlike a torch call per image it costs ~1 ms for a 500x375 photo and releases the GIL,
-    so the decoding threads run in parallel.
+    so the decoding threads run in parallel. ``resize="bilinear_align_corners"`` is TF1's unfiltered resize.
     """
     out = np.empty((len(images), image_size, image_size, 3), dtype=np.uint8)
     for index, image in enumerate(images):
+        if resize != DEFAULT_RESIZE:
+            out[index] = bilinear_align_corners(image, image_size)
+            continue
         resized = Image.fromarray(image).resize((image_size, image_size), Image.Resampling.BILINEAR)
         out[index] = np.asarray(resized)
     return out

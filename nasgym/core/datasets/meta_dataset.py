@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nasgym.core.datasets.base import Dataset, ImageData
+from nasgym.core.datasets.base import DEFAULT_RESIZE, Dataset, ImageData
 from nasgym.core.datasets.image_cache import cache_dir, parallel_batches, read_cache, resize_each, write_cache
 from nasgym.core.datasets.prepare import data_root, is_prepared, prepare
 from nasgym.core.datasets.specs import get_spec
@@ -47,15 +47,15 @@ class MetaDataset(Dataset):
     def cache_root(self) -> Path:
         return self.spec.prepared_dir(self.data_dir) / CACHE_FOLDER
 
-    def load(self, image_size: int) -> ImageData:
-        directory = cache_dir(self.cache_root(), image_size)
+    def load(self, image_size: int, resize: str = DEFAULT_RESIZE) -> ImageData:
+        directory = cache_dir(self.cache_root(), image_size, resize)
         if (data := read_cache(directory, self.name, self.spec.tfds_name)) is not None:
             return data
         if not is_prepared(self.spec, self.data_dir):
             prepare(self.spec, self.data_dir, download=False)
-        return self._build_cache(directory, image_size)
+        return self._build_cache(directory, image_size, resize)
 
-    def _build_cache(self, directory: Path, image_size: int) -> ImageData:
+    def _build_cache(self, directory: Path, image_size: int, resize: str) -> ImageData:
         import tensorflow_datasets as tfds
 
         import nasgym.core.datasets.builders  # noqa: F401 (registers our builders, which tfds.data_source reads with)
@@ -76,7 +76,7 @@ class MetaDataset(Dataset):
             for record in records:
                 image = record["image"]
                 images.append(crop(image, record["crop"]) if "crop" in record else image)
-            return resize_each(images, image_size), np.array([r["label"] for r in records], dtype=np.int64)
+            return resize_each(images, image_size, resize), np.array([r["label"] for r in records], dtype=np.int64)
 
         total = sum(len(source) for source in sources)
         if total == 0:

@@ -33,10 +33,28 @@ class TrainConfig:
     """Multiply the learning rate by this every `lr_decay_epochs`."""
     lr_decay_epochs: int = 5
     """Step schedule period; 0 keeps the rate constant, as NasGym's TF1 code actually did."""
+    lr_decay_steps: int = 0
+    """When > 0, decay the rate after every optimiser step instead: `learning_rate * lr_decay_factor ** (step /
+    lr_decay_steps)` (TF's `exponential_decay`, which NasGym's final training used with 0.9 and 100)."""
+    test_fraction: float = 0.1
+    """This share of the images is held out first, by a shuffle of its own that no seed changes, so that no search
+    trains or scores on it; `nasgym final` scores on it (`score_split`). 0: no test split (NasGym had none)."""
     train_fraction: float = 2 / 3
-    """After one seeded shuffle, this leading fraction trains; the rest is the reward split."""
+    """Of the images left, after one seeded shuffle, this leading fraction trains; the rest is the reward split."""
+    split_rounding: Literal["round", "floor"] = "round"
+    """How `train_fraction` times the images becomes a count of training images (NasGym: floor(0.67 n))."""
+    split_seed: int | None = None
+    """Seeds the train/reward shuffle; None: `seed` (NasGym: 32, whatever the training's randomness)."""
+    score_split: Literal["reward", "test"] = "reward"
+    """The split a trained network is scored on: `reward` during a search, `test` for a final evaluation."""
+    reward_epochs: int = 1
+    """The reward is the best accuracy on the scored split over the last `reward_epochs` epochs (all of them when
+    there are fewer); 1: the accuracy after the last epoch. Zoph & Le: 5."""
+    reward_exponent: float = 1.0
+    """That accuracy is raised to this power, and the result is the reward and `Evaluation.accuracy` (Zoph & Le:
+    3, a cube that stresses differences between good networks); 1: the accuracy itself."""
     seed: int = 0
-    """Seeds the shuffle, the weight initialisation, dropout and the batch order."""
+    """Seeds the split (unless `split_seed`), the weight initialisation, dropout and the batch order."""
     network: NetworkConfig = NetworkConfig()
     """Filters per conv, dense units, dropout."""
     precision: Literal["auto", "fp32", "bf16"] = "auto"
@@ -55,8 +73,20 @@ class TrainConfig:
             problems.append("lr_decay_factor must be positive and lr_decay_epochs >= 0 (0 = constant rate)")
         if not 0 < self.train_fraction < 1:
             problems.append(f"train_fraction must be in (0, 1), got {self.train_fraction}")
-        if not 0 <= self.seed < 2**63:
-            problems.append(f"seed must be in [0, 2**63), got {self.seed}")
+        if not 0 <= self.test_fraction < 1:
+            problems.append(f"test_fraction must be in [0, 1), got {self.test_fraction}")
+        if self.score_split == "test" and self.test_fraction == 0:
+            problems.append("score_split='test' needs a test split: give test_fraction > 0")
+        for name in ("seed", "split_seed"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value < 2**63:
+                problems.append(f"{name} must be in [0, 2**63), got {value}")
+        if self.lr_decay_steps < 0 or self.reward_epochs < 1:
+            problems.append(
+                f"lr_decay_steps must be >= 0 and reward_epochs >= 1, got {self.lr_decay_steps}, {self.reward_epochs}"
+            )
+        if not (math.isfinite(self.reward_exponent) and self.reward_exponent > 0):
+            problems.append(f"reward_exponent must be a positive number, got {self.reward_exponent}")
         if problems:
             raise ConfigError("; ".join(problems))
 
@@ -74,8 +104,17 @@ class TrainConfig:
         fields["precision"] = self.resolved_precision(device)
         return fields
 
-    def learning_rate_at(self, epoch: int) -> float:
-        """The step schedule: ``learning_rate * lr_decay_factor ** (epoch // lr_decay_epochs)``."""
+    def learning_rate_at(self, epoch: int, step: int = 0) -> float:
+        """The rate for optimiser step ``step`` (counted over the whole training) in epoch ``epoch``: the continuous
+        ``lr_decay_factor ** (step / lr_decay_steps)`` when ``lr_decay_steps`` is set, else the epoch schedule
+        ``lr_decay_factor ** (epoch // lr_decay_epochs)``."""
+        if self.lr_decay_steps:
+            return self.learning_rate * self.lr_decay_factor ** (step / self.lr_decay_steps)
         if self.lr_decay_epochs == 0:
             return self.learning_rate
         return self.learning_rate * self.lr_decay_factor ** (epoch // self.lr_decay_epochs)
+
+    @property
+    def shuffle_seed(self) -> int:
+        """The seed of the train/reward shuffle."""
+        return self.seed if self.split_seed is None else self.split_seed

@@ -24,6 +24,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -48,22 +49,48 @@ EpochCallback = Callable[[int], None]
 _INIT_LOCK = threading.Lock()  # weight initialisation draws from the global CPU generator
 
 
-def split_indices(labels: np.ndarray, train_fraction: float, seed: int, n_classes: int) -> tuple[np.ndarray, ...]:
-    """One seeded shuffle: the first ``train_fraction`` trains, the rest is the reward split.
+TEST_SPLIT_SEED = 2019
+"""Seeds the shuffle that holds the test split out; no setting changes it, so every search of a dataset (any seed,
+any split seed) leaves out the same images."""
 
-    A split with fewer images than classes on either side measures nothing (two images gave accuracy 1.0 from
+
+class Split(NamedTuple):
+    """Row indices of the three parts of a dataset, each sorted in the order it is used."""
+
+    train: np.ndarray
+    reward: np.ndarray
+    test: np.ndarray
+
+
+def split_indices(
+    labels: np.ndarray,
+    train_fraction: float,
+    seed: int,
+    n_classes: int,
+    test_fraction: float = 0.0,
+    rounding: str = "round",
+) -> Split:
+    """Hold out ``test_fraction`` of the images by a fixed shuffle; shuffle the rest with ``seed``: the first
+    ``train_fraction`` of it (rounded as ``rounding`` says) trains, the remainder is the reward split.
+
+    With ``test_fraction=0`` the train/reward split is the one a plain seeded shuffle of all images gives. A split
+    with fewer images than classes on the train or reward side measures nothing (two images gave accuracy 1.0 from
     one reward image), so it is refused.
     """
     n = len(labels)
-    order = np.random.default_rng(seed).permutation(n)
-    n_train = round(n * train_fraction)
-    if min(n_train, n - n_train) < n_classes:
+    held_out = np.random.default_rng(TEST_SPLIT_SEED).permutation(n)
+    n_test = round(n * test_fraction)
+    test, rest = np.sort(held_out[:n_test]), np.sort(held_out[n_test:])
+    order = rest[np.random.default_rng(seed).permutation(len(rest))]
+    share = len(rest) * train_fraction
+    n_train = math.floor(share) if rounding == "floor" else round(share)
+    if min(n_train, len(rest) - n_train) < n_classes:
         raise ConfigError(
-            f"{n} images split {train_fraction:.3f} : {1 - train_fraction:.3f} give {n_train} to train and "
-            f"{n - n_train} to score, fewer than the {n_classes} classes on one side; use more images "
+            f"{len(rest)} images split {train_fraction:.3f} : {1 - train_fraction:.3f} give {n_train} to train and "
+            f"{len(rest) - n_train} to score, fewer than the {n_classes} classes on one side; use more images "
             "(max_samples) or another train_fraction"
         )
-    return order[:n_train], order[n_train:]
+    return Split(order[:n_train], order[n_train:], test)
 
 
 def _seeded_generator(device: torch.device, seed: int, purpose: int) -> torch.Generator:
@@ -94,7 +121,20 @@ class ChildTrainer:
         self.cuda_graphs = cuda_graphs and self.device.type == "cuda"
         self.threads = limit_threads() if self.device.type == "cpu" else None
         self._warned_capture = False
-        train_idx, eval_idx = split_indices(data.labels, config.train_fraction, config.seed, data.n_classes)
+        self.split = split_indices(
+            data.labels,
+            config.train_fraction,
+            config.shuffle_seed,
+            data.n_classes,
+            config.test_fraction,
+            config.split_rounding,
+        )
+        if config.score_split == "test" and len(self.split.test) < data.n_classes:
+            raise ConfigError(
+                f"a test split of {len(self.split.test)} images is smaller than the {data.n_classes} classes; "
+                "raise test_fraction or use more images"
+            )
+        train_idx, eval_idx = self.split.train, getattr(self.split, config.score_split)
         # uint8 on the device (4x smaller than float), converted one batch at a time. NHWC arrays are
         # already the channels_last layout of NCHW tensors.
         images = torch.from_numpy(data.images).permute(0, 3, 1, 2)
@@ -116,14 +156,31 @@ class ChildTrainer:
     def train(self, architecture: Architecture, on_epoch: EpochCallback | None = None) -> Evaluation:
         """Train ``architecture`` from scratch; a NaN loss or running out of memory is a failed Evaluation (reward
         0 with the reason), never an exception."""
-        start = time.perf_counter()
         network = architecture.network
         parameters = parameter_count(network, self.data.n_classes, self.data.image_size, self.config.network)
+
+        def build(dropout_generator: torch.Generator) -> nn.Module:
+            return build_network(
+                network, self.data.n_classes, self.data.image_size, self.config.network, 3, dropout_generator
+            )
+
+        return self.train_model(str(network), build, parameters, on_epoch)
+
+    def train_model(
+        self,
+        name: str,
+        build: Callable[[torch.Generator], nn.Module],
+        parameters: int,
+        on_epoch: EpochCallback | None = None,
+    ) -> Evaluation:
+        """Train the model ``build(dropout_generator)`` makes (for a network that is no architecture of the search
+        space, such as a baseline) exactly as ``train`` trains a child: same data, schedule, seeds and reward."""
+        start = time.perf_counter()
         failure, accuracy, execution = self._too_big(parameters), 0.0, self._execution(self.cuda_graphs)
         if failure is None:  # refused up front: a failed huge allocation is slow and spoils the kept heap
             try:
                 with retained_heap() if self.device.type == "cpu" else contextlib.nullcontext():
-                    failure, accuracy, execution = self._train_with_fallback(network, on_epoch)
+                    failure, accuracy, execution = self._train_with_fallback(build, on_epoch)
             except (RuntimeError, MemoryError) as error:
                 if not (isinstance(error, MemoryError) or is_out_of_memory(error)):
                     raise
@@ -131,14 +188,14 @@ class ChildTrainer:
             finally:
                 self._release_device_memory()
         seconds = time.perf_counter() - start
-        return Evaluation(str(network), accuracy, seconds, parameters, failure or "", execution=execution)
+        return Evaluation(name, accuracy, seconds, parameters, failure or "", execution=execution)
 
     def _train_with_fallback(
-        self, network: Architecture, on_epoch: EpochCallback | None
+        self, build: Callable[[torch.Generator], nn.Module], on_epoch: EpochCallback | None
     ) -> tuple[str | None, float, str]:
         """Failure, accuracy and how it ran: CUDA graphs where they work, else eager training from scratch."""
         try:
-            return (*self._train_once(network, self.cuda_graphs, on_epoch), self._execution(self.cuda_graphs))
+            return (*self._train_once(build, self.cuda_graphs, on_epoch), self._execution(self.cuda_graphs))
         except GraphCaptureError as error:  # leaving the handler frees the half-trained model
             reason = str(error)
         if not self._warned_capture:
@@ -151,7 +208,7 @@ class ChildTrainer:
             )
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        failure, accuracy = self._train_once(network, False, on_epoch)
+        failure, accuracy = self._train_once(build, False, on_epoch)
         return failure, accuracy, f"{self._execution(False)} (CUDA graph capture failed, trained eagerly: {reason})"
 
     def _release_device_memory(self) -> None:
@@ -181,7 +238,7 @@ class ChildTrainer:
 
     # -- the training itself ----------------------------------------------------------------------------------
     def _train_once(
-        self, network: Architecture, graphs: bool, on_epoch: EpochCallback | None
+        self, build: Callable[[torch.Generator], nn.Module], graphs: bool, on_epoch: EpochCallback | None
     ) -> tuple[str | None, float]:
         cuda = self.device.type == "cuda"
         stream = torch.cuda.Stream(self.device) if cuda else None
@@ -192,12 +249,10 @@ class ChildTrainer:
             dropout_generator = _seeded_generator(self.device, seed, purpose=1)
             with _INIT_LOCK, torch.random.fork_rng(devices=[]):
                 torch.default_generator.manual_seed(seed)  # initialisation runs on the CPU
-                model = build_network(
-                    network, self.data.n_classes, self.data.image_size, self.config.network, 3, dropout_generator
-                )
+                model = build(dropout_generator)
             model = to_device(model, self.device)
-            failure = self._fit(model, graphs, dropout_generator, on_epoch)
-            accuracy = 0.0 if failure else self._accuracy(model)
+            failure, scores = self._fit(model, graphs, dropout_generator, on_epoch)
+            accuracy = 0.0 if failure else max(scores) ** self.config.reward_exponent
         return failure, accuracy
 
     def _inputs(self, images_uint8: torch.Tensor) -> torch.Tensor:
@@ -211,7 +266,8 @@ class ChildTrainer:
 
     def _fit(
         self, model: nn.Module, graphs: bool, dropout_generator: torch.Generator, on_epoch: EpochCallback | None
-    ) -> str | None:
+    ) -> tuple[str | None, list[float]]:
+        """Train; the failure (None) and the scored split's accuracy after each of the last ``reward_epochs``."""
         cfg = self.config
         # A CUDA graph bakes scalars in, so a graphed step reads the learning rate from a device tensor.
         lr = torch.tensor(cfg.learning_rate, device=self.device) if graphs else cfg.learning_rate
@@ -230,22 +286,33 @@ class ChildTrainer:
             optimizer.step()
             loss_sum.add_(loss.detach().float())
 
+        def set_rate(epoch: int, optimizer_step: int) -> None:
+            if graphs:
+                group["lr"].fill_(cfg.learning_rate_at(epoch, optimizer_step))
+            else:
+                group["lr"] = cfg.learning_rate_at(epoch, optimizer_step)
+
         run_step = GraphedStep(step, generators=[dropout_generator]) if graphs else step
         model.train()
+        scores: list[float] = []
+        optimizer_step = 0
         for epoch in range(cfg.epochs):
-            if graphs:
-                group["lr"].fill_(cfg.learning_rate_at(epoch))
-            else:
-                group["lr"] = cfg.learning_rate_at(epoch)
+            set_rate(epoch, optimizer_step)
             loss_sum.zero_()
             order = torch.randperm(self.n_train, device=self.device, generator=order_generator)
             for start in range(0, self.n_train, cfg.batch_size):
+                if cfg.lr_decay_steps and optimizer_step:
+                    set_rate(epoch, optimizer_step)
                 run_step(order[start : start + cfg.batch_size])
+                optimizer_step += 1
             if not math.isfinite(loss_sum.item()):  # the one host sync per epoch
-                return f"non-finite training loss in epoch {epoch + 1}"
+                return f"non-finite training loss in epoch {epoch + 1}", scores
+            if epoch >= cfg.epochs - cfg.reward_epochs:
+                scores.append(self._accuracy(model))
+                model.train()
             if on_epoch is not None:
                 on_epoch(epoch + 1)
-        return None
+        return None, scores
 
     @torch.inference_mode()
     def _accuracy(self, model: nn.Module) -> float:

@@ -3,6 +3,10 @@
 Every field of ``EnvConfig``, ``TrainConfig`` and ``NetworkConfig`` (the ``NAS-v0`` keywords) becomes a flag
 ``--field-name`` with the field's help and default; ``--set NAME=VALUE`` values of agent hyperparameters are
 read against the agent config's field types the same way.
+
+``--protocol NAME`` applies a protocol (``nasgym.core.protocols``) on top of a command's defaults; a flag given on
+the command line overrides both. To tell a given flag from a default, these options record the flags the user
+typed (``given``).
 """
 
 from __future__ import annotations
@@ -15,9 +19,54 @@ import agents
 from nasgym.core import settings
 from nasgym.core.config import SETTINGS_CLASSES
 from nasgym.core.errors import ConfigError
+from nasgym.core.protocols import DEFAULT_PROTOCOL, Protocol, protocol, protocol_names
 
 FLAG_NAMES = {"seed": "--train-seed"}
 """Flags that differ from their field's name: ``--seed`` is the agent's seed in every command that has one."""
+
+
+class Given(argparse.Action):
+    """``store``, and a note that the user gave this flag (so a protocol does not override it)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, values)
+        _note(namespace, self.dest)
+
+
+class GivenBool(argparse.BooleanOptionalAction):
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        super().__call__(parser, namespace, values, option_string)
+        _note(namespace, self.dest)
+
+
+def _note(namespace: argparse.Namespace, dest: str) -> None:
+    namespace.given = {*getattr(namespace, "given", set()), dest}
+
+
+def given(args: argparse.Namespace) -> set[str]:
+    """The options the user typed on the command line (their ``dest`` names)."""
+    return set(getattr(args, "given", set()))
+
+
+def add_protocol_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--protocol",
+        choices=protocol_names(),
+        default=DEFAULT_PROTOCOL,
+        help="a named bundle of settings (envs_data/protocols.json): 'nasgym2019' is NasGym's code as it ran; "
+        "flags given here override it (default %(default)s)",
+    )
+
+
+def chosen_protocol(args: argparse.Namespace) -> Protocol:
+    return protocol(getattr(args, "protocol", DEFAULT_PROTOCOL))
+
+
+def layered(args: argparse.Namespace, name: str, protocol_value: Any) -> Any:
+    """The flag's value if the user gave it, else ``protocol_value`` if the protocol has one, else the default."""
+    if name in given(args) or protocol_value is None:
+        return getattr(args, name)
+    return protocol_value
 
 
 def comma_list(text: str) -> list[str]:
@@ -61,7 +110,7 @@ def add_env_options(
             group.add_argument(
                 flag_of(setting.name),
                 dest=setting.name,
-                action=argparse.BooleanOptionalAction,
+                action=GivenBool,
                 default=setting.default,
                 help=help_text,
             )
@@ -70,6 +119,7 @@ def add_env_options(
         group.add_argument(
             flag_of(setting.name),
             dest=setting.name,
+            action=Given,
             type=_reader(setting),
             default=setting.default,
             choices=choices,
@@ -78,9 +128,15 @@ def add_env_options(
         )
 
 
-def env_options(args: argparse.Namespace, with_dataset: bool = False) -> dict[str, Any]:
-    """The ``gym.make`` keywords the parsed flags stand for (``dataset`` only when asked for)."""
-    return {s.name: getattr(args, s.name) for s in env_settings(with_dataset) if hasattr(args, s.name)}
+def env_options(
+    args: argparse.Namespace, with_dataset: bool = False, protocol_env: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The ``gym.make`` keywords the parsed flags stand for (``dataset`` only when asked for): the command's defaults,
+    then ``protocol_env`` (a protocol's keywords), then the flags the user gave."""
+    values = {s.name: getattr(args, s.name) for s in env_settings(with_dataset) if hasattr(args, s.name)}
+    typed = given(args)
+    values.update({name: value for name, value in (protocol_env or {}).items() if name not in typed})
+    return values
 
 
 def _number_type(name: str, kind: type, minimum: float, inclusive: bool):

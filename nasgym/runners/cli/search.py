@@ -10,7 +10,9 @@ import agents
 from nasgym.core.errors import ConfigError
 from nasgym.runners.cli.options import (
     add_env_options,
+    add_protocol_option,
     agent_hyperparameters,
+    chosen_protocol,
     env_options,
     hyperparameter,
     non_negative_int,
@@ -54,22 +56,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="begin with a saved agent (e.g. trained elsewhere) instead of a new one",
     )
     parser.add_argument("--frozen", action="store_true", help="with --start-from: run its policy without learning")
-    add_env_options(parser, default_help={"reward": "final for reinforce, as in Zoph & Le; per_step otherwise"})
-    parser.set_defaults(handler=run, reward=None)
+    add_protocol_option(parser)
+    add_env_options(parser, default_help={"reward": "the protocol's: final for reinforce, per_step otherwise"})
+    parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.frozen and not args.start_from:
         raise ConfigError("--frozen runs a trained policy: give it with --start-from AGENT.pt")
-    if args.reward is None:
-        args.reward = "final" if args.agent == "reinforce" else "per_step"
+    protocol = chosen_protocol(args)
     out = Path(args.out or f"runs/{args.agent}-{args.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
+    hyperparameters = agent_hyperparameters(args.agent, args.hyperparameters)
     settings = SearchSettings(
         agent=args.agent,
         dataset=args.dataset,
         steps=args.steps,
-        env_options=env_options(args),
-        agent_options={"seed": args.seed, **agent_hyperparameters(args.agent, args.hyperparameters)},
+        env_options=env_options(args, protocol_env=protocol.agent_env(args.agent)),
+        agent_options={**protocol.hyperparameters(args.agent), "seed": args.seed, **hyperparameters},
+        protocol=protocol.name,
     )
     summary = run_search(
         out,

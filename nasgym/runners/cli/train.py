@@ -10,7 +10,8 @@ from nasgym.core.config import make_configs
 from nasgym.core.errors import ArchitectureError
 from nasgym.core.evaluator import TrainingEvaluator
 from nasgym.core.search_space import Architecture, shorten
-from nasgym.runners.cli.options import add_env_options, env_options
+from nasgym.core.training import split_indices
+from nasgym.runners.cli.options import add_env_options, add_protocol_option, chosen_protocol, env_options
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -21,13 +22,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("architecture", help="layers joined by '-': c1 c3 c5 (conv), m2 m3 (max), a2 a3 (avg), t")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_protocol_option(parser)
     add_env_options(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     architecture = Architecture.parse(args.architecture)
-    env_config, train_config = make_configs(env_options(args, with_dataset=True))
+    protocol = chosen_protocol(args)
+    env_config, train_config = make_configs(env_options(args, with_dataset=True, protocol_env=protocol.env))
     sides = architecture.spatial_sizes(env_config.image_size)
     if len(architecture) > env_config.max_layers:
         raise ArchitectureError(
@@ -46,12 +49,15 @@ def run(args: argparse.Namespace) -> int:
     with tqdm(total=epochs, desc="training", unit="epoch", disable=args.no_progress or not epochs, leave=False) as bar:
         result = evaluator.evaluate([architecture], on_epoch=lambda _epoch: bar.update())[0]
     evaluator.close()
-    data = evaluator.data
-    n_train = round(len(data) * train_config.train_fraction)
+    data, cfg = evaluator.data, train_config
+    split = split_indices(
+        data.labels, cfg.train_fraction, cfg.shuffle_seed, data.n_classes, cfg.test_fraction, cfg.split_rounding
+    )
     print(f"architecture  {result.architecture or '(empty)'}  (spatial sides {' -> '.join(map(str, sides))})")
     print(
-        f"dataset       {data.name}: {len(data)} images, {data.n_classes} classes, "
-        f"{n_train} train / {len(data) - n_train} reward, {train_config.epochs} epochs on {evaluator.device}"
+        f"dataset       {data.name}: {len(data)} images, {data.n_classes} classes, {len(split.train)} train / "
+        f"{len(split.reward)} reward / {len(split.test)} test (held out), scored on {cfg.score_split}, "
+        f"{cfg.epochs} epochs on {evaluator.device}; protocol {protocol.name}"
     )
     print(f"accuracy      {result.accuracy:.4f}" + (f"  (failed: {result.failure})" if result.failure else ""))
     source = "answered from the reward cache" if result.from_cache else "trained now"

@@ -6,7 +6,18 @@ import argparse
 
 import agents
 import envs_data
-from nasgym.runners.cli.options import add_env_options, comma_list, env_options, positive_int
+from nasgym.core.errors import ConfigError
+from nasgym.runners.cli.options import (
+    Given,
+    add_env_options,
+    add_protocol_option,
+    chosen_protocol,
+    comma_list,
+    env_options,
+    given,
+    layered,
+    positive_int,
+)
 from nasgym.runners.experiments.transfer import TransferSettings, run_transfer
 
 
@@ -16,12 +27,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "transfer",
         help="train a policy across datasets and test it on held-out ones",
         description="Train one policy on --train datasets in turn, then run it on each --eval dataset frozen "
-        "and fine-tuned, against random search and a policy trained from scratch on the same budget. "
-        "Writes OUT/results.json, OUT/transfer.png and OUT/report.md; rerunning continues unfinished phases.",
+        "and fine-tuned, against random search and a policy trained from scratch on the same budget, with controls "
+        "(meta-A2C frozen without memory across episodes or without the reward input, a transferred --control-agent) "
+        "and a permutation test of the action distributions. Writes OUT/results.json, OUT/transfer.png and "
+        "OUT/report.md; rerunning continues unfinished phases.",
     )
     transfer = defaults["transfer"]
     parser.add_argument(
         "--agent",
+        action=Given,
         choices=agents.agent_names(),
         default="meta_a2c" if "meta_a2c" in agents.AGENTS else agents.agent_names()[0],
         help="(default %(default)s)",
@@ -29,48 +43,92 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--train",
         type=comma_list,
+        action=Given,
         default=transfer["train"],
         help=f"training datasets in order (default {','.join(transfer['train'])})",
     )
     parser.add_argument(
         "--eval",
         type=comma_list,
+        action=Given,
         default=transfer["eval"],
         help=f"held-out datasets (default {','.join(transfer['eval'])})",
     )
     parser.add_argument(
         "--steps-train",
         type=positive_int,
+        action=Given,
         default=transfer["steps_train"],
         help="steps on each training dataset (default %(default)s)",
     )
     parser.add_argument(
         "--steps-eval",
         type=positive_int,
+        action=Given,
         default=transfer["steps_eval"],
         help="steps on each held-out dataset, per variant (default %(default)s)",
     )
     parser.add_argument("--seeds", type=positive_int, default=transfer["seeds"], help="(default %(default)s)")
+    parser.add_argument(
+        "--control-agent",
+        default="dqn",
+        help="a non-meta agent trained through the same datasets and run frozen on the held-out ones; 'none' for no "
+        "such control (default %(default)s)",
+    )
     parser.add_argument("--out", default="runs/transfer", help="output folder (default %(default)s)")
     parser.add_argument("--no-progress", action="store_true")
+    add_protocol_option(parser)
     add_env_options(parser, with_dataset=False)
     parser.set_defaults(handler=run, **defaults["env"])  # CPU-sized; see envs_data/experiments.json
 
 
-def run(args: argparse.Namespace) -> int:
-    settings = TransferSettings(
-        agent=args.agent,
-        train=args.train,
-        eval=args.eval,
+def settings_from(args: argparse.Namespace) -> TransferSettings:
+    """The experiment the parsed flags describe: command defaults, then the protocol, then the flags given."""
+    protocol, typed = chosen_protocol(args), given(args)
+    agent = layered(args, "agent", protocol.transfer.get("agent"))
+    control = None if args.control_agent.lower() in ("", "none") else args.control_agent
+    if control is not None and control not in agents.AGENTS:
+        raise ConfigError(f"unknown --control-agent {control!r}; known agents: {', '.join(agents.agent_names())}")
+    others = [name for name in ("random", control) if name]
+    held_out = layered(args, "eval", protocol.transfer.get("eval"))
+    budgets = {}
+    for name in (agent, *others):
+        steps = dict(protocol.agents.get(name, {}).get("steps", {}))
+        for dataset in list(steps):
+            given_budget = "steps_eval" if dataset in held_out else "steps_train"
+            if given_budget in typed:
+                del steps[dataset]
+        budgets[name] = steps
+    env = env_options(args, protocol_env=protocol.env)
+    return TransferSettings(
+        agent=agent,
+        train=layered(args, "train", protocol.transfer.get("train")),
+        eval=held_out,
         steps_train=args.steps_train,
-        steps_eval=args.steps_eval,
+        steps_eval=layered(args, "steps_eval", protocol.transfer.get("steps_eval")),
         seeds=args.seeds,
-        env_options=env_options(args),
+        env_options={name: value for name, value in env.items() if name != "seed"},
+        agent_options=protocol.hyperparameters(agent),
+        protocol=protocol.name,
+        control_agent=control,
+        other_options={name: protocol.hyperparameters(name) for name in others},
+        agent_env={
+            name: {k: v for k, v in protocol.agent_env(name).items() if k not in typed} for name in (agent, *others)
+        },
+        agent_steps=budgets,
+        train_seed=args.seed if "seed" in typed else None,
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
     results = run_transfer(args.out, settings, progress=not args.no_progress)
     for row in results["eval"]:
         print(
-            f"{row['dataset']:>16} {row['variant']:>10}: best {row['best_reward']:.4f}, mean {row['mean_reward']:.4f}"
+            f"{row['dataset']:>16} {row['variant']:>20}: best {row['best_reward']:.4f}, "
+            f"mean {row['mean_reward']:.4f}, invalid episodes {row['invalid_episodes']:.2f}"
         )
-    print(f"report: {args.out}/report.md")
+    for test in results["action_tests"]:
+        print(f"{test['dataset']:>16} {test['compared']:>36}: permutation p = {test['p_value']:.3f}")
+    print(f"protocol {settings.protocol}; report: {args.out}/report.md")
     return 0

@@ -14,4 +14,4 @@ def check_datasets(names: Iterable[str], env_options: dict[str, Any]) -> None:
     fails in seconds with its one-line error instead of after hours of runs on the others."""
     for name in dict.fromkeys(names):
         config, _ = make_configs({**env_options, "dataset": name})  # bad options fail here too
-        load_dataset(name, config.image_size, config.max_samples, config.data_dir)
+        load_dataset(name, config.image_size, config.max_samples, config.data_dir, resize=config.resize)

@@ -1,5 +1,10 @@
 """Benchmark agents against each other (NasGym's Experiment 1): same budget, same reward cache, K seeds.
 
+The design is the paper's: a meta-learning agent (``carried``, meta-A2C by default) is one policy carried through
+the datasets in their order, each dataset a new trial that starts from the policy the last one left; the other
+agents start fresh on every dataset. Agent seed K trains its children with seed K too (the reward noise is
+sampled, one seed per run, and agents of the same seed share rewards), unless a fixed ``train_seed`` is given.
+
 ``OUT/runs/DATASET/AGENT/seedK/`` is an ordinary search folder per run (resumable); ``OUT/results.json``
 and ``OUT/results.csv`` hold every run's metrics and the mean and 95% interval over seeds;
 ``OUT/report.md`` embeds the plots written beside it.
@@ -13,10 +18,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nasgym.core.protocols import DEFAULT_PROTOCOL
 from nasgym.core.search_space import ACTION_TOKENS
 from nasgym.runners.experiments import check_datasets, plots
 from nasgym.runners.experiments.metrics import METRIC_DIGITS, METRIC_LABELS, RUN_METRICS, RunData, mean_and_interval
-from nasgym.runners.experiments.report import format_value, markdown_table
+from nasgym.runners.experiments.report import format_value, markdown_table, reward_mode
 from nasgym.runners.run_folder import RunFolder
 from nasgym.runners.search import SearchSettings, run_search
 
@@ -26,10 +32,27 @@ class BenchSettings:
     datasets: list[str]
     agents: list[str]
     steps: int
+    """Environment steps per run, unless ``agent_steps`` names a budget for the agent and dataset."""
     seeds: int = 2
     env_options: dict[str, Any] = field(default_factory=dict)
     agent_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Hyperparameters per agent name (the seed is set per run)."""
+    protocol: str = DEFAULT_PROTOCOL
+    agent_env: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """NAS-v0 keywords per agent name, on top of ``env_options`` (e.g. REINFORCE's reward)."""
+    agent_steps: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Step budgets per agent and dataset (a protocol's), in place of ``steps``."""
+    carried: list[str] = field(default_factory=lambda: ["meta_a2c"])
+    """Agents whose policy is carried through the datasets in order (a new trial on each)."""
+    train_seed: int | None = None
+    """The child-training seed of every run; None: agent seed K trains with seed K."""
+
+    def budget(self, agent: str, dataset: str) -> int:
+        return self.agent_steps.get(agent, {}).get(dataset, self.steps)
+
+    def env_for(self, agent: str, seed: int) -> dict[str, Any]:
+        training_seed = seed if self.train_seed is None else self.train_seed
+        return {**self.env_options, **self.agent_env.get(agent, {}), "seed": training_seed}
 
 
 def run_dir(out_dir: Path, dataset: str, agent: str, seed: int) -> Path:
@@ -37,26 +60,34 @@ def run_dir(out_dir: Path, dataset: str, agent: str, seed: int) -> Path:
 
 
 def run_bench(out_dir: str | Path, settings: BenchSettings, progress: bool = True) -> dict[str, Any]:
-    """Run every (dataset, agent, seed) that is not complete yet, then write results, plots and report."""
+    """Run every (dataset, agent, seed) that is not complete yet, datasets in order, then write results, plots and
+    report."""
     out_dir = Path(out_dir)
     check_datasets(settings.datasets, settings.env_options)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "bench.json").write_text(json.dumps(asdict(settings), indent=2))
     plan = [(d, a, s) for d in settings.datasets for a in settings.agents for s in range(settings.seeds)]
     for number, (dataset, agent, seed) in enumerate(plan, start=1):
-        folder = run_dir(out_dir, dataset, agent, seed)
-        if RunFolder(folder).completed_steps() >= settings.steps:
+        folder, steps = run_dir(out_dir, dataset, agent, seed), settings.budget(agent, dataset)
+        if RunFolder(folder).completed_steps() >= steps:
             continue
+        position = settings.datasets.index(dataset)
+        start_from = None
+        if agent in settings.carried and position > 0:  # the policy the previous dataset's trial left
+            start_from = RunFolder(run_dir(out_dir, settings.datasets[position - 1], agent, seed)).checkpoint
         if progress:
-            print(f"[{number}/{len(plan)}] {agent} on {dataset}, seed {seed}", flush=True)
+            carried = f", carried from {settings.datasets[position - 1]}" if start_from else ""
+            print(f"[{number}/{len(plan)}] {agent} on {dataset}, seed {seed}{carried}", flush=True)
         search = SearchSettings(
             agent=agent,
             dataset=dataset,
-            steps=settings.steps,
-            env_options=settings.env_options,
+            steps=steps,
+            env_options=settings.env_for(agent, seed),
             agent_options={**settings.agent_options.get(agent, {}), "seed": seed},
+            protocol=settings.protocol,
         )
-        run_search(folder, search, resume=RunFolder(folder).holds_search(), progress=progress)
+        resume = RunFolder(folder).holds_search()
+        run_search(folder, search, resume=resume, progress=progress, start_from=None if resume else start_from)
     return write_results(out_dir, settings)
 
 
@@ -78,14 +109,21 @@ def write_results(out_dir: Path, settings: BenchSettings) -> dict[str, Any]:
             for name in metrics[0]:
                 row[name], row[f"{name}_ci95"] = mean_and_interval([m[name] for m in metrics])
             aggregate.append(row)
-    results = {"settings": asdict(settings), "aggregate": aggregate, "runs": per_run}
+    rewards = {agent: reward_mode(settings.env_for(agent, 0)) for agent in settings.agents}
+    results = {
+        "settings": asdict(settings),
+        "protocol": settings.protocol,
+        "reward_modes": rewards,
+        "aggregate": aggregate,
+        "runs": per_run,
+    }
     (out_dir / "results.json").write_text(json.dumps(results, indent=2))
     with open(out_dir / "results.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, list(aggregate[0]))
         writer.writeheader()
         writer.writerows(aggregate)
     figures = _plot(out_dir, runs)
-    (out_dir / "report.md").write_text(_report(settings, aggregate, figures))
+    (out_dir / "report.md").write_text(_report(settings, aggregate, figures, rewards))
     return results
 
 
@@ -101,14 +139,37 @@ def _plot(out_dir: Path, runs: dict[str, dict[str, list[RunData]]]) -> dict[str,
     return figures
 
 
-def _report(settings: BenchSettings, aggregate: list[dict[str, Any]], figures: dict[str, list[Path]]) -> str:
+def _design(settings: BenchSettings) -> str:
+    carried = [agent for agent in settings.agents if agent in settings.carried]
+    fresh = [agent for agent in settings.agents if agent not in settings.carried]
+    parts = []
+    if carried:
+        parts.append(f"{', '.join(carried)}: one policy per seed carried through {' -> '.join(settings.datasets)}")
+    if fresh:
+        parts.append(f"{', '.join(fresh)}: a new agent on every dataset")
+    seeds = (
+        f"every run's children train with seed {settings.train_seed}"
+        if settings.train_seed is not None
+        else "agent seed K trains its children with seed K (reward noise is sampled)"
+    )
+    return "; ".join(parts) + f"; {seeds}"
+
+
+def _report(
+    settings: BenchSettings, aggregate: list[dict[str, Any]], figures: dict[str, list[Path]], rewards: dict[str, str]
+) -> str:
+    budgets = sorted({settings.budget(a, d) for a in settings.agents for d in settings.datasets})
     lines = [
         "# Agent benchmark",
         "",
-        f"Agents {', '.join(settings.agents)} on {', '.join(settings.datasets)}; {settings.steps} environment "
-        f"steps per run, {settings.seeds} seeds each, one shared reward cache. Values are the mean over seeds "
-        "+- the half-width of the 95% Student-t interval. Environment options: "
+        f"Protocol `{settings.protocol}`. Agents {', '.join(settings.agents)} on {', '.join(settings.datasets)}; "
+        f"{'/'.join(map(str, budgets))} environment steps per run, {settings.seeds} seeds each, one shared reward "
+        f"cache. {_design(settings)}. Values are the mean over seeds +- the half-width of the 95% Student-t "
+        "interval (across seeds); the within-run sd is each run's own spread of episode rewards over windows of "
+        "50 episodes, as NasGym reported it. Environment options: "
         f"`{json.dumps(settings.env_options, sort_keys=True)}`.",
+        "",
+        "Reward: " + "; ".join(f"{agent} {mode}" for agent, mode in rewards.items()) + ".",
         "",
     ]
     for dataset in settings.datasets:

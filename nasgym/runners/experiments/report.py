@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from nasgym.core.config import make_configs
+
 
 def format_value(value: float, interval: float = math.nan, digits: int = 3) -> str:
     """'0.912 +- 0.013', or just the value when there is no interval."""
@@ -18,3 +20,14 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def reward_mode(env_options: dict) -> str:
+    """How a run's reward is computed, in words: the environment's reward mode and the trainer's reward."""
+    env_config, train_config = make_configs(env_options)
+    epochs, exponent = train_config.reward_epochs, train_config.reward_exponent
+    accuracy = "accuracy" if epochs == 1 else f"best accuracy of the last {epochs} epochs"
+    if exponent != 1:
+        accuracy = f"({accuracy})^{exponent:g}"
+    when = "every step" if env_config.reward == "per_step" else "at the episode's end"
+    return f"`{env_config.reward}` ({accuracy} on the reward split, {when})"

@@ -1,9 +1,15 @@
-"""Transfer a policy to datasets it never saw (NasGym's Experiment 2).
+"""Transfer a policy to datasets it never saw (NasGym's Experiment 2), with the controls its claim needs.
 
-One policy learns on the training datasets in turn, each phase continuing from the last. It is then run on
-every held-out dataset frozen and, separately, fine-tuned, and compared with random search and with a policy
-trained from scratch on the same budget. Every phase is an ordinary, resumable search folder:
-``OUT/seedK/train/N-DATASET/`` and ``OUT/seedK/eval/DATASET/{frozen,fine_tuned,scratch,random}/``.
+One policy learns on the training datasets in turn, each phase continuing from the last. On every held-out
+dataset it then runs frozen and, separately, fine-tuned, beside a policy trained from scratch and random search on
+the same budget. If it adapts in context, the frozen policy must behave differently from the same policy without
+that context, so for meta-A2C it also runs frozen with its memory cleared at every episode and frozen with the
+reward input zeroed; and a non-meta agent (``control_agent``, DQN by default) trained through the same datasets
+runs frozen too. A permutation test over episodes says whether the action distributions differ (frozen against
+each control, and between held-out datasets).
+
+Every phase is an ordinary, resumable search folder: ``OUT/seedK/train/N-DATASET/``,
+``OUT/seedK/control/N-DATASET/`` and ``OUT/seedK/eval/DATASET/VARIANT/``.
 """
 
 from __future__ import annotations
@@ -13,20 +19,37 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from nasgym.core.protocols import DEFAULT_PROTOCOL
 from nasgym.runners.experiments import check_datasets, plots
+from nasgym.runners.experiments.action_test import compare_actions, episode_action_counts
 from nasgym.runners.experiments.metrics import RunData, mean_and_interval
-from nasgym.runners.experiments.report import format_value, markdown_table
+from nasgym.runners.experiments.report import format_value, markdown_table, reward_mode
 from nasgym.runners.run_folder import RunFolder
 from nasgym.runners.search import SearchSettings, run_search
 
-VARIANTS = ("frozen", "fine_tuned", "scratch", "random")
+VARIANTS = (
+    "frozen",
+    "frozen_memory_reset",
+    "frozen_reward_zeroed",
+    "fine_tuned",
+    "scratch",
+    "random",
+    "control_frozen",
+)
 VARIANT_LABELS = {
     "frozen": "trained policy, frozen",
+    "frozen_memory_reset": "trained policy, frozen, memory cleared every episode",
+    "frozen_reward_zeroed": "trained policy, frozen, reward input zeroed",
     "fine_tuned": "trained policy, fine-tuned",
     "scratch": "new policy from scratch",
     "random": "random search",
+    "control_frozen": "transferred non-meta agent, frozen",
 }
-COMPARED_METRICS = ("best_reward", "mean_reward", "mean_reward_last10", "unique_networks")
+META_CONTROLS = {"frozen_memory_reset": {"memory": "episode"}, "frozen_reward_zeroed": {"reward_input": False}}
+"""Hyperparameters that remove the in-context part of a trained meta-A2C policy."""
+COMPARED_METRICS = ("best_reward", "mean_reward", "mean_reward_last10", "unique_networks", "invalid_episodes")
 
 
 @dataclass
@@ -39,6 +62,30 @@ class TransferSettings:
     seeds: int = 1
     env_options: dict[str, Any] = field(default_factory=dict)
     agent_options: dict[str, Any] = field(default_factory=dict)
+    """Hyperparameters of ``agent``."""
+    protocol: str = DEFAULT_PROTOCOL
+    control_agent: str | None = "dqn"
+    """The non-meta agent trained through the same datasets and run frozen; None: no such control."""
+    other_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Hyperparameters of the other agents (the control agent, random search)."""
+    agent_env: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """NAS-v0 keywords per agent name, on top of ``env_options``."""
+    agent_steps: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Step budgets per agent and dataset (a protocol's), in place of ``steps_train`` and ``steps_eval``."""
+    train_seed: int | None = None
+    """The child-training seed of every phase; None: seed K trains children with seed K."""
+
+    def variants(self) -> list[str]:
+        names = [v for v in VARIANTS if v not in META_CONTROLS or self.agent == "meta_a2c"]
+        return [v for v in names if v != "control_frozen" or self.control_agent]
+
+    def search(self, agent: str, dataset: str, seed: int, training: bool, **overrides: Any) -> SearchSettings:
+        default = self.steps_train if training else self.steps_eval
+        steps = self.agent_steps.get(agent, {}).get(dataset, default)
+        options = self.agent_options if agent == self.agent else self.other_options.get(agent, {})
+        env = {**self.env_options, **self.agent_env.get(agent, {})}
+        env["seed"] = seed if self.train_seed is None else self.train_seed
+        return SearchSettings(agent, dataset, steps, env, {**options, **overrides, "seed": seed}, self.protocol)
 
 
 def _phase(folder: Path, settings: SearchSettings, start_from: Path | None, learn: bool, progress: bool) -> None:
@@ -47,9 +94,18 @@ def _phase(folder: Path, settings: SearchSettings, start_from: Path | None, lear
     if progress:
         mode = "learning" if learn else "frozen"
         print(f"{settings.agent} on {settings.dataset} ({mode}, {settings.steps} steps) -> {folder}", flush=True)
-    run_search(
-        folder, settings, resume=RunFolder(folder).holds_search(), progress=progress, start_from=start_from, learn=learn
-    )
+    resume = RunFolder(folder).holds_search()
+    run_search(folder, settings, resume=resume, progress=progress, start_from=start_from, learn=learn)
+
+
+def _train_through(root: Path, settings: TransferSettings, agent: str, seed: int, progress: bool) -> Path:
+    """Train ``agent`` on the training datasets in turn, each phase continuing the last; the final checkpoint."""
+    policy: Path | None = None
+    for number, dataset in enumerate(settings.train, start=1):
+        folder = root / f"{number}-{dataset}"
+        _phase(folder, settings.search(agent, dataset, seed, training=True), policy, True, progress)
+        policy = RunFolder(folder).checkpoint
+    return policy
 
 
 def run_transfer(out_dir: str | Path, settings: TransferSettings, progress: bool = True) -> dict[str, Any]:
@@ -59,40 +115,42 @@ def run_transfer(out_dir: str | Path, settings: TransferSettings, progress: bool
     (out_dir / "transfer.json").write_text(json.dumps(asdict(settings), indent=2))
     for seed in range(settings.seeds):
         root = out_dir / f"seed{seed}"
-
-        def search(agent: str, dataset: str, steps: int, seed: int = seed) -> SearchSettings:
-            options = {**settings.agent_options, "seed": seed} if agent == settings.agent else {"seed": seed}
-            return SearchSettings(agent, dataset, steps, settings.env_options, options)
-
-        policy: Path | None = None
-        for number, dataset in enumerate(settings.train, start=1):
-            folder = root / "train" / f"{number}-{dataset}"
-            _phase(folder, search(settings.agent, dataset, settings.steps_train), policy, True, progress)
-            policy = RunFolder(folder).checkpoint
+        policy = _train_through(root / "train", settings, settings.agent, seed, progress)
+        control = settings.control_agent
+        control_policy = _train_through(root / "control", settings, control, seed, progress) if control else None
         for dataset in settings.eval:
             base = root / "eval" / dataset
-            agent_steps = search(settings.agent, dataset, settings.steps_eval)
-            _phase(base / "frozen", agent_steps, policy, False, progress)
-            _phase(base / "fine_tuned", agent_steps, policy, True, progress)
-            _phase(base / "scratch", agent_steps, None, True, progress)
-            _phase(base / "random", search("random", dataset, settings.steps_eval), None, True, progress)
+            agent = settings.agent
+            variants = settings.variants()
+            _phase(base / "frozen", settings.search(agent, dataset, seed, False), policy, False, progress)
+            for variant, overrides in META_CONTROLS.items():
+                if variant in variants:
+                    frozen = settings.search(agent, dataset, seed, False, **overrides)
+                    _phase(base / variant, frozen, policy, False, progress)
+            _phase(base / "fine_tuned", settings.search(agent, dataset, seed, False), policy, True, progress)
+            _phase(base / "scratch", settings.search(agent, dataset, seed, False), None, True, progress)
+            _phase(base / "random", settings.search("random", dataset, seed, False), None, True, progress)
+            if control_policy is not None:
+                search = settings.search(control, dataset, seed, False)
+                _phase(base / "control_frozen", search, control_policy, False, progress)
     return write_results(out_dir, settings)
 
 
 def write_results(out_dir: Path, settings: TransferSettings) -> dict[str, Any]:
-    curves = {
+    variants = settings.variants()
+    runs = {
         dataset: {
-            VARIANT_LABELS[variant]: [
+            variant: [
                 RunData.load(out_dir / f"seed{seed}" / "eval" / dataset / variant) for seed in range(settings.seeds)
             ]
-            for variant in VARIANTS
+            for variant in variants
         }
         for dataset in settings.eval
     }
     rows = []
-    for dataset, variants in curves.items():
-        for variant, label in VARIANT_LABELS.items():
-            values = [_metrics(run) for run in variants[label]]
+    for dataset, by_variant in runs.items():
+        for variant, seeds in by_variant.items():
+            values = [_metrics(run) for run in seeds]
             row: dict[str, Any] = {"dataset": dataset, "variant": variant}
             for name in COMPARED_METRICS:
                 row[name], row[f"{name}_ci95"] = mean_and_interval([v[name] for v in values])
@@ -102,39 +160,111 @@ def write_results(out_dir: Path, settings: TransferSettings) -> dict[str, Any]:
         for seed in range(settings.seeds)
         for n, dataset in enumerate(settings.train, start=1)
     ]
-    results = {"settings": asdict(settings), "eval": rows, "train": training}
+    tests = action_tests(runs)
+    rewards = {
+        agent: reward_mode({**settings.env_options, **settings.agent_env.get(agent, {})}) for agent in _agents(settings)
+    }
+    results = {
+        "settings": asdict(settings),
+        "protocol": settings.protocol,
+        "reward_modes": rewards,
+        "eval": rows,
+        "train": training,
+        "action_tests": tests,
+    }
     (out_dir / "results.json").write_text(json.dumps(results, indent=2))
-    figure = plots.plot_transfer(curves, out_dir / "transfer.png")
-    (out_dir / "report.md").write_text(_report(settings, rows, training, figure))
+    labelled = {
+        dataset: {VARIANT_LABELS[v]: seeds for v, seeds in by_variant.items()} for dataset, by_variant in runs.items()
+    }
+    figure = plots.plot_transfer(labelled, out_dir / "transfer.png")
+    actions = plots.plot_action_proportions(labelled, out_dir / "transfer_actions.png")
+    (out_dir / "report.md").write_text(_report(settings, rows, training, tests, rewards, [figure, actions]))
     return results
+
+
+def action_tests(runs: dict[str, dict[str, list[RunData]]]) -> list[dict[str, Any]]:
+    """Frozen against each control on every held-out dataset, and frozen between held-out datasets; every seed's
+    episodes pooled per group."""
+
+    def episodes(seeds: list[RunData]) -> np.ndarray:
+        return np.concatenate([episode_action_counts(run) for run in seeds])
+
+    tests = []
+    for dataset, by_variant in runs.items():
+        for control in ("frozen_memory_reset", "frozen_reward_zeroed", "control_frozen", "random"):
+            if control in by_variant:
+                groups = {"frozen": episodes(by_variant["frozen"]), control: episodes(by_variant[control])}
+                tests.append({"dataset": dataset, "compared": f"frozen vs {control}", **compare_actions(groups)})
+    if len(runs) > 1:
+        groups = {dataset: episodes(by_variant["frozen"]) for dataset, by_variant in runs.items()}
+        tests.append(
+            {"dataset": ", ".join(runs), "compared": "frozen across held-out datasets", **compare_actions(groups)}
+        )
+    return tests
+
+
+def _agents(settings: TransferSettings) -> list[str]:
+    return [settings.agent, "random", *([settings.control_agent] if settings.control_agent else [])]
 
 
 def _metrics(run: RunData) -> dict[str, float]:
     return {**run.metrics(), "mean_reward": float(run.rewards.mean())}
 
 
-def _report(settings: TransferSettings, rows: list[dict], training: list[dict], figure: Path) -> str:
-    header = ["held-out dataset", "policy", "best reward", "mean reward", "mean reward, last 10%", "unique networks"]
+def _report(
+    settings: TransferSettings,
+    rows: list[dict],
+    training: list[dict],
+    tests: list[dict],
+    rewards: dict[str, str],
+    figures: list[Path],
+) -> str:
+    header = [
+        "held-out dataset",
+        "policy",
+        "best reward",
+        "mean reward",
+        "mean reward, last 10%",
+        "unique networks",
+        "invalid episodes",
+    ]
+    digits = {"unique_networks": 1, "invalid_episodes": 2}
     table = [
         [row["dataset"], VARIANT_LABELS[row["variant"]]]
-        + [format_value(row[m], row[f"{m}_ci95"], 1 if m == "unique_networks" else 3) for m in COMPARED_METRICS]
+        + [format_value(row[m], row[f"{m}_ci95"], digits.get(m, 3)) for m in COMPARED_METRICS]
         for row in rows
     ]
     train_table = [[r["dataset"], f"{r['best_reward']:.3f}", f"{r['mean_reward']:.3f}"] for r in training]
+    test_table = [
+        [t["dataset"], t["compared"], t["episodes"], f"{t['chi_square']:.1f}", f"{t['p_value']:.3f}"] for t in tests
+    ]
+    control = f" and a {settings.control_agent} agent trained the same way" if settings.control_agent else ""
     return "\n".join(
         [
             "# Policy transfer",
             "",
-            f"A {settings.agent} policy learned on {' -> '.join(settings.train)} ({settings.steps_train} steps each), "
-            f"then ran {settings.steps_eval} steps on each held-out dataset: frozen, fine-tuned, and against a new "
-            f"{settings.agent} policy and random search with the same budget; {settings.seeds} seed(s), mean +- 95% "
-            f"interval. Environment options: `{json.dumps(settings.env_options, sort_keys=True)}`.",
+            f"Protocol `{settings.protocol}`. A {settings.agent} policy learned on {' -> '.join(settings.train)}"
+            f"{control}, then ran on each held-out dataset: frozen, frozen without its in-context inputs (meta-A2C), "
+            f"fine-tuned, and against a new {settings.agent} policy and random search with the same budget; "
+            f"{settings.seeds} seed(s), mean +- 95% interval. Environment options: "
+            f"`{json.dumps(settings.env_options, sort_keys=True)}`.",
+            "",
+            "Reward: " + "; ".join(f"{agent} {mode}" for agent, mode in rewards.items()) + ".",
             "",
             "## Held-out datasets",
             "",
             markdown_table(header, table),
             "",
-            f"![transfer]({figure.name})",
+            *(f"![{path.stem}]({path.name})" for path in figures),
+            "",
+            "## Do the action distributions differ?",
+            "",
+            "Permutation test over whole episodes (episodes exchanged between the groups, "
+            "Pearson's chi-square of the action counts as the statistic; see "
+            "`nasgym/runners/experiments/action_test.py`). A policy that adapts to a dataset in context should act "
+            "differently from itself without that context; a small p-value says the distributions differ.",
+            "",
+            markdown_table(["dataset", "comparison", "episodes", "chi-square", "p-value"], test_table),
             "",
             "## Training phases",
             "",
