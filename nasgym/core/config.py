@@ -15,6 +15,37 @@ from nasgym.core.training import TrainConfig
 
 
 @dataclass(frozen=True)
+class BackendConfig:
+    """Where children train: in this process, or as Ray tasks on a cluster. Nothing here changes a reward."""
+
+    backend: Literal["local", "ray"] = "local"
+    """`local`: children train in this process; `ray`: each child is a Ray task (`pip install nasgym[ray]`) on a
+    Ray cluster or a local Ray instance; the reward cache stays with this process."""
+    ray_address: str | None = None
+    """With `backend='ray'`: the cluster to join (`auto`: the one `ray start` runs on this machine, or `HOST:PORT`);
+    None starts a local Ray instance. A process already connected to Ray (a Ray task) uses that connection."""
+    ray_task_cpus: float = 1.0
+    """CPUs each training asks Ray for; it trains on that many threads."""
+    ray_task_gpus: float = 0.0
+    """GPUs each training asks Ray for; a fraction shares a GPU (0.25: four children at once). Above 0,
+    `device='auto'` means CUDA even when this process has no GPU."""
+    ray_max_retries: int = 3
+    """How often Ray reruns a training whose worker process or node died."""
+
+    def __post_init__(self) -> None:
+        settings.check_fields(self)
+        if self.ray_task_cpus < 0 or self.ray_task_gpus < 0 or self.ray_task_cpus + self.ray_task_gpus == 0:
+            raise ConfigError(
+                "ray_task_cpus and ray_task_gpus must be >= 0 and not both 0, got "
+                f"{self.ray_task_cpus} and {self.ray_task_gpus}"
+            )
+        if self.ray_task_gpus > 1 and not self.ray_task_gpus.is_integer():
+            raise ConfigError(f"ray_task_gpus above 1 must be a whole number (Ray's rule), got {self.ray_task_gpus}")
+        if self.ray_max_retries < 0:
+            raise ConfigError(f"ray_max_retries must be >= 0, got {self.ray_max_retries}")
+
+
+@dataclass(frozen=True)
 class EnvConfig:
     """The environment's own settings; the child-training ones are ``TrainConfig`` and ``NetworkConfig``."""
 
@@ -44,6 +75,8 @@ class EnvConfig:
     """Answer networks trained before from the persistent reward cache, and store new rewards in it."""
     cache_path: str | None = None
     """The reward cache file (default ~/.cache/nasgym/rewards.sqlite, or $NASGYM_HOME/rewards.sqlite)."""
+    compute: BackendConfig = BackendConfig()
+    """Where children train (`backend` and the `ray_*` keywords)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.dataset, os.PathLike):  # a path is a folder of images

@@ -13,7 +13,7 @@ from nasgym.core import observation, settings
 from nasgym.core.config import SETTINGS_CLASSES, EnvConfig, make_configs
 from nasgym.core.errors import ArchitectureError, ConfigError
 from nasgym.core.evaluation import Evaluation
-from nasgym.core.evaluator import Evaluator, TrainingEvaluator
+from nasgym.core.evaluator import Evaluator, build_evaluator
 from nasgym.core.search_space import N_ACTIONS, Architecture, action_mask
 from nasgym.core.space_model import ChainSpaceModel
 
@@ -120,7 +120,7 @@ class NASEnv(gym.Env[np.ndarray, int]):
                 "see nasgym.core.evaluator.FunctionEvaluator"
             )
         self.render_mode = render_mode
-        self.evaluator = evaluator or TrainingEvaluator.from_config(self.config, self.train_config)
+        self.evaluator = evaluator or build_evaluator(self.config, self.train_config)
 
         self.action_space = spaces.Discrete(N_ACTIONS)
         self.observation_space = observation.observation_space(self.config.observation, self.max_layers)

@@ -30,6 +30,8 @@ class Evaluation:
     """One of ``REWARD_SOURCES``."""
     execution: str = ""
     """How the training ran, e.g. 'cpu: eager, fp32, channels_last, 2 threads'."""
+    node: str = ""
+    """Where it was trained: the Ray node's id with the Ray backend, the host's name otherwise (kept by the cache)."""
 
     @classmethod
     def none(cls, architecture: str = "") -> Evaluation:

@@ -3,16 +3,18 @@
 The environment asks an evaluator for rewards; agents that sample many architectures at once (REINFORCE)
 ask for a whole batch through ``NASEnv.prefetch``: ``evaluate`` answers what the cache knows, trains each
 remaining network once (one after another, or ``concurrency`` at a time) and stores every reward as soon as it
-is known. ``FunctionEvaluator`` is the documented hook for a cheap, known reward (toy problems, testing an
-agent's learning logic) in place of training.
+is known. A network that another environment, evaluator or process (sharing the cache file) is training
+already is waited for rather than trained again (``nasgym.core.inflight``). ``FunctionEvaluator`` is the
+documented hook for a cheap, known reward (toy problems, testing an agent's learning logic) in place of training.
 """
 
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -22,11 +24,15 @@ from tqdm.auto import tqdm
 from nasgym.core.config import EnvConfig
 from nasgym.core.datasets import ImageData, load_dataset
 from nasgym.core.evaluation import Evaluation
+from nasgym.core.inflight import InFlight
 from nasgym.core.network import parameter_count
 from nasgym.core.paths import default_cache_path
 from nasgym.core.reward_cache import RewardCache, reward_key
 from nasgym.core.search_space import DEFAULT_IMAGE_SIZE, Architecture
 from nasgym.core.training import ChildTrainer, EpochCallback, TrainConfig, resolve_device, retained_heap
+
+Record = Callable[[str, Architecture, Evaluation], None]
+"""Called with each trained network's key, network and reward as soon as it is known."""
 
 PROGRESS_AFTER_SECONDS = 10.0
 """A training still running after this long shows an epoch progress bar on a terminal (and is gone when done)."""
@@ -37,7 +43,9 @@ class EvaluationStats:
     """What an evaluator has spent: networks trained, answers from the persistent cache, repeats."""
 
     trained: int = 0
+    """Networks this evaluator trained."""
     cache_hits: int = 0
+    """Answered by the cache or by another's training of the same network (waited for, not repeated)."""
     repeats: int = 0
     train_seconds: float = 0.0
 
@@ -69,7 +77,7 @@ class TrainingEvaluator:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         self.data = data
         self.config = config
-        self.device = resolve_device(device)
+        self.device = self._resolve_device(device)
         self.cache = RewardCache(cache) if isinstance(cache, (str, Path)) else cache
         self.concurrency = concurrency
         self.settings = config.key_fields(self.device)
@@ -80,14 +88,17 @@ class TrainingEvaluator:
         self._memo: dict[str, Evaluation] = {}
 
     @classmethod
-    def from_config(cls, config: EnvConfig, train_config: TrainConfig, concurrency: int = 1) -> TrainingEvaluator:
-        """The evaluator ``NAS-v0`` builds for these settings: its dataset at its image size, its device and reward
-        cache. ``nasgym train``, ``nasgym final`` and the experiments build theirs the same way."""
-        data = load_dataset(
-            config.dataset, config.image_size, config.max_samples, config.data_dir, resize=config.resize
-        )
-        cache_path = (config.cache_path or default_cache_path()) if config.cache else None
-        return cls(data, train_config, config.device, cache_path, concurrency)
+    def from_config(
+        cls, config: EnvConfig, train_config: TrainConfig, concurrency: int = 1, data: ImageData | None = None
+    ) -> TrainingEvaluator:
+        """The evaluator ``NAS-v0`` builds for these settings: its dataset at its image size (``data`` when already
+        loaded), its device and reward cache. ``nasgym train``, ``nasgym final`` and the experiments build theirs
+        the same way."""
+        return cls(data or load_data(config), train_config, config.device, cache_path_of(config), concurrency)
+
+    @staticmethod
+    def _resolve_device(device: str | torch.device) -> torch.device:
+        return resolve_device(device)
 
     def __getstate__(self) -> dict:
         """Pickles and deep copies leave the trainer behind: it is the dataset again, placed on the device, and it
@@ -137,10 +148,33 @@ class TrainingEvaluator:
             else:
                 to_train[key] = architecture.network
         if to_train:
-            self._train_all(to_train, on_epoch)
+            self._train_unclaimed(to_train, on_epoch)
         return [self._memo[key] for key in keys]
 
-    def _train_all(self, to_train: dict[str, Architecture], on_epoch: EpochCallback | None) -> None:
+    def _train_unclaimed(self, to_train: dict[str, Architecture], on_epoch: EpochCallback | None) -> None:
+        """Train the networks nobody else is training; wait for the others' rewards (or take their work over)."""
+        in_flight = InFlight(self.cache)
+        waiting = dict(to_train)
+
+        def record(key: str, network: Architecture, evaluation: Evaluation) -> None:
+            self._record(key, network, evaluation)
+            in_flight.finish(key, self._memo[key])
+
+        try:
+            while waiting:
+                mine, answered = in_flight.take(waiting)
+                for key, evaluation in answered.items():
+                    del waiting[key]
+                    self.stats.cache_hits += 1
+                    self._memo[key] = evaluation
+                if mine:
+                    self._train_all({key: waiting.pop(key) for key in mine}, on_epoch, record)
+                elif not answered:
+                    in_flight.wait()
+        finally:
+            in_flight.release()
+
+    def _train_all(self, to_train: dict[str, Architecture], on_epoch: EpochCallback | None, record: Record) -> None:
         trainer = self.trainer
         workers = min(self.concurrency, len(to_train))
         keep_heap = retained_heap() if self.device.type == "cpu" else contextlib.nullcontext()
@@ -148,20 +182,20 @@ class TrainingEvaluator:
         with keep_heap, tqdm(total=len(to_train), desc="training", unit="net", disable=quiet) as bar:
             if workers == 1:
                 for key, network in to_train.items():
-                    self._record(key, network, self._train_one(network, on_epoch))
+                    record(key, network, self._train_one(network, on_epoch))
                     bar.update()
                 return
             pool = ThreadPoolExecutor(workers, thread_name_prefix="nasgym-train")
             futures = {pool.submit(trainer.train, net, on_epoch=on_epoch): (key, net) for key, net in to_train.items()}
             try:
                 for future in as_completed(futures):  # each reward is stored as soon as it is known
-                    self._record(*futures.pop(future), future.result())
+                    record(*futures.pop(future), future.result())
                     bar.update()
             finally:  # interrupted: threads cannot be stopped, so keep what the running ones finish
                 pool.shutdown(wait=True, cancel_futures=True)
                 for future, (key, network) in futures.items():
                     if not future.cancelled() and future.exception() is None:
-                        self._record(key, network, future.result())
+                        record(key, network, future.result())
 
     def _train_one(self, network: Architecture, on_epoch: EpochCallback | None) -> Evaluation:
         """One training; a long one shows that it is alive (12 epochs at 84 px take minutes on a CPU)."""
@@ -177,11 +211,32 @@ class TrainingEvaluator:
             return self.trainer.train(network, on_epoch=lambda _epoch: bar.update())
 
     def _record(self, key: str, network: Architecture, evaluation: Evaluation) -> None:
+        if not evaluation.node:
+            evaluation = replace(evaluation, node=socket.gethostname())
         self.stats.trained += 1
         self.stats.train_seconds += evaluation.train_seconds
         if self.cache is not None:
             self.cache.put(key, evaluation, self.data.name, {**self.settings, "dataset": self.data.name})
         self._memo[key] = evaluation
+
+
+def load_data(config: EnvConfig) -> ImageData:
+    """The images an environment with these settings trains on."""
+    return load_dataset(config.dataset, config.image_size, config.max_samples, config.data_dir, resize=config.resize)
+
+
+def cache_path_of(config: EnvConfig) -> str | Path | None:
+    """The reward cache file these settings use, None without a cache."""
+    return (config.cache_path or default_cache_path()) if config.cache else None
+
+
+def build_evaluator(config: EnvConfig, train_config: TrainConfig, data: ImageData | None = None) -> TrainingEvaluator:
+    """The evaluator ``NAS-v0`` builds for these settings: this process trains, or Ray tasks do (``backend``)."""
+    if config.compute.backend == "ray":
+        from nasgym.core.ray_backend import RayEvaluator  # Ray is optional: imported only when asked for
+
+        return RayEvaluator.from_config(config, train_config, data=data)
+    return TrainingEvaluator.from_config(config, train_config, data=data)
 
 
 class FunctionEvaluator:

@@ -20,15 +20,18 @@ from tqdm.auto import tqdm
 
 import agents
 from nasgym.core import settings
-from nasgym.core.config import make_configs
+from nasgym.core.config import BackendConfig, make_configs
 from nasgym.core.errors import ConfigError, NasGymError
 from nasgym.core.protocols import DEFAULT_PROTOCOL
 from nasgym.runners.episode_log import EpisodeLogger, ProgressLog
 from nasgym.runners.experiments.plots import plot_search
 from nasgym.runners.run_folder import EpisodeRow, RunFolder
 
-REWARD_NEUTRAL_OPTIONS = frozenset({"cache", "cache_path", "data_dir", "device"})
-"""Environment options that do not change what a reward is: a resumed search may change them."""
+REWARD_NEUTRAL_OPTIONS = frozenset(
+    {"cache", "cache_path", "data_dir", "device"} | {setting.name for setting in settings.settings_of(BackendConfig)}
+)
+"""Environment options that do not change what a reward is (where children train, where rewards are kept): a
+resumed search may change them."""
 
 
 @dataclass

@@ -93,6 +93,25 @@ def split_indices(
     return Split(order[:n_train], order[n_train:], test)
 
 
+def split_for(data: ImageData, config: TrainConfig) -> Split:
+    """The split ``config`` gives ``data``, checked: every part a training scores on holds at least one image per
+    class."""
+    split = split_indices(
+        data.labels,
+        config.train_fraction,
+        config.shuffle_seed,
+        data.n_classes,
+        config.test_fraction,
+        config.split_rounding,
+    )
+    if config.score_split == "test" and len(split.test) < data.n_classes:
+        raise ConfigError(
+            f"a test split of {len(split.test)} images is smaller than the {data.n_classes} classes; "
+            "raise test_fraction or use more images"
+        )
+    return split
+
+
 def _seeded_generator(device: torch.device, seed: int, purpose: int) -> torch.Generator:
     """Independent streams per purpose (batch order, dropout) from the one training seed."""
     state = np.random.SeedSequence([seed, purpose]).generate_state(1, dtype=np.uint64)[0]
@@ -121,19 +140,7 @@ class ChildTrainer:
         self.cuda_graphs = cuda_graphs and self.device.type == "cuda"
         self.threads = limit_threads() if self.device.type == "cpu" else None
         self._warned_capture = False
-        self.split = split_indices(
-            data.labels,
-            config.train_fraction,
-            config.shuffle_seed,
-            data.n_classes,
-            config.test_fraction,
-            config.split_rounding,
-        )
-        if config.score_split == "test" and len(self.split.test) < data.n_classes:
-            raise ConfigError(
-                f"a test split of {len(self.split.test)} images is smaller than the {data.n_classes} classes; "
-                "raise test_fraction or use more images"
-            )
+        self.split = split_for(data, config)
         train_idx, eval_idx = self.split.train, getattr(self.split, config.score_split)
         # uint8 on the device (4x smaller than float), converted one batch at a time. NHWC arrays are
         # already the channels_last layout of NCHW tensors.

@@ -11,6 +11,7 @@ from nasgym.runners.cli.options import (
     Given,
     add_env_options,
     add_protocol_option,
+    add_ray_option,
     chosen_protocol,
     comma_list,
     env_options,
@@ -69,6 +70,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--out", default="runs/bench", help="output folder (default runs/bench)")
     bench.add_argument("--no-progress", action="store_true")
     add_protocol_option(bench)
+    add_ray_option(bench, runs=True)
     add_env_options(bench, with_dataset=False)
     bench.set_defaults(handler=run, **defaults["env"])  # CPU-sized; see envs_data/experiments.json
 
@@ -106,7 +108,7 @@ def _budgets(protocol, names: list[str]) -> dict[str, dict[str, int]]:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    results = run_bench(args.out, settings, progress=not args.no_progress)
+    results = run_bench(args.out, settings, progress=not args.no_progress, runs_at_once=args.ray_runs)
     for row in results["aggregate"]:
         print(
             f"{row['dataset']:>16} {row['agent']:>9}: best {row['best_reward']:.4f}, "

@@ -20,6 +20,7 @@ from nasgym.core import settings
 from nasgym.core.config import SETTINGS_CLASSES
 from nasgym.core.errors import ConfigError
 from nasgym.core.protocols import DEFAULT_PROTOCOL, Protocol, protocol, protocol_names
+from nasgym.runners.experiments.parallel import RUNS_AT_ONCE
 
 FLAG_NAMES = {"seed": "--train-seed"}
 """Flags that differ from their field's name: ``--seed`` is the agent's seed in every command that has one."""
@@ -132,10 +133,15 @@ def env_options(
     args: argparse.Namespace, with_dataset: bool = False, protocol_env: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """The ``gym.make`` keywords the parsed flags stand for (``dataset`` only when asked for): the command's defaults,
-    then ``protocol_env`` (a protocol's keywords), then the flags the user gave."""
+    then ``protocol_env`` (a protocol's keywords), then the flags the user gave (``--ray [ADDRESS]`` as
+    ``backend`` and ``ray_address``)."""
     values = {s.name: getattr(args, s.name) for s in env_settings(with_dataset) if hasattr(args, s.name)}
     typed = given(args)
     values.update({name: value for name, value in (protocol_env or {}).items() if name not in typed})
+    if getattr(args, "ray", None) is not None:
+        values["backend"] = "ray"
+        if args.ray:
+            values["ray_address"] = args.ray
     return values
 
 
@@ -176,3 +182,24 @@ def agent_hyperparameters(agent: str, pairs: list[tuple[str, str]]) -> dict[str,
             raise settings.unknown_name_error(name, known, f"{agent} hyperparameter")
         values[name] = settings.parse_text(name, known[name].type, text)
     return values
+
+
+def add_ray_option(parser: argparse.ArgumentParser, runs: bool = False) -> None:
+    """``--ray [ADDRESS]``: short for ``--backend ray [--ray-address ADDRESS]``; with ``runs``, also ``--ray-runs``."""
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="train children as Ray tasks (pip install nasgym[ray]): ADDRESS 'auto' joins the cluster `ray start` "
+        "runs on this machine, HOST:PORT another; without ADDRESS a local Ray instance starts"
+        + ("; the searches run at once as Ray tasks on this machine" if runs else ""),
+    )
+    if runs:
+        parser.add_argument(
+            "--ray-runs",
+            type=positive_int,
+            default=RUNS_AT_ONCE,
+            help="with --ray: searches running at once, each a process on this machine (default %(default)s)",
+        )

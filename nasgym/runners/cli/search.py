@@ -11,6 +11,7 @@ from nasgym.core.errors import ConfigError
 from nasgym.runners.cli.options import (
     add_env_options,
     add_protocol_option,
+    add_ray_option,
     agent_hyperparameters,
     chosen_protocol,
     env_options,
@@ -57,6 +58,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--frozen", action="store_true", help="with --start-from: run its policy without learning")
     add_protocol_option(parser)
+    add_ray_option(parser)
     add_env_options(parser, default_help={"reward": "the protocol's: final for reinforce, per_step otherwise"})
     parser.set_defaults(handler=run)
 

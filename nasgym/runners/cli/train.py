@@ -8,7 +8,7 @@ from tqdm.auto import tqdm
 
 from nasgym.core.config import make_configs
 from nasgym.core.errors import ArchitectureError
-from nasgym.core.evaluator import TrainingEvaluator
+from nasgym.core.evaluator import build_evaluator
 from nasgym.core.search_space import Architecture, shorten
 from nasgym.core.training import split_indices
 from nasgym.runners.cli.options import add_env_options, add_protocol_option, chosen_protocol, env_options
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
             f"{shorten(str(architecture))} is invalid at image size {env_config.image_size}: spatial sides "
             f"{shorten(str(sides))} fall below 1"
         )
-    evaluator = TrainingEvaluator.from_config(env_config, train_config)
+    evaluator = build_evaluator(env_config, train_config)  # local, or Ray tasks with --backend ray
     epochs = 0 if evaluator.cached(architecture) else train_config.epochs
     if epochs:
         evaluator.prepare()

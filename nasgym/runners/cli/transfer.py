@@ -11,6 +11,7 @@ from nasgym.runners.cli.options import (
     Given,
     add_env_options,
     add_protocol_option,
+    add_ray_option,
     chosen_protocol,
     comma_list,
     env_options,
@@ -78,6 +79,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default="runs/transfer", help="output folder (default %(default)s)")
     parser.add_argument("--no-progress", action="store_true")
     add_protocol_option(parser)
+    add_ray_option(parser, runs=True)
     add_env_options(parser, with_dataset=False)
     parser.set_defaults(handler=run, **defaults["env"])  # CPU-sized; see envs_data/experiments.json
 
@@ -122,7 +124,7 @@ def settings_from(args: argparse.Namespace) -> TransferSettings:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    results = run_transfer(args.out, settings, progress=not args.no_progress)
+    results = run_transfer(args.out, settings, progress=not args.no_progress, runs_at_once=args.ray_runs)
     for row in results["eval"]:
         print(
             f"{row['dataset']:>16} {row['variant']:>20}: best {row['best_reward']:.4f}, "

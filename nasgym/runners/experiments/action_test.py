@@ -25,7 +25,7 @@ def episode_action_counts(run: RunData) -> np.ndarray:
     """``(finished episodes, N_ACTIONS)``: how often each finished episode of ``run`` chose each action."""
     ends = np.cumsum(run.episode_lengths.astype(int))
     counts = np.zeros((len(ends), N_ACTIONS), dtype=np.int64)
-    starts = np.concatenate([[0], ends[:-1]])
+    starts = np.concatenate([[0], ends[:-1]]).astype(int)[: len(ends)]  # no finished episode: no rows
     for episode, (start, end) in enumerate(zip(starts, ends, strict=True)):
         counts[episode] = np.bincount(run.actions[start:end], minlength=N_ACTIONS)
     return counts

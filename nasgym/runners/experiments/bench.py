@@ -7,7 +7,8 @@ sampled, one seed per run, and agents of the same seed share rewards), unless a 
 
 ``OUT/runs/DATASET/AGENT/seedK/`` is an ordinary search folder per run (resumable); ``OUT/results.json``
 and ``OUT/results.csv`` hold every run's metrics and the mean and 95% interval over seeds;
-``OUT/report.md`` embeds the plots written beside it.
+``OUT/report.md`` embeds the plots written beside it. With the Ray backend the runs go on at once as Ray tasks
+(``nasgym.runners.experiments.parallel``).
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from nasgym.core.protocols import DEFAULT_PROTOCOL
 from nasgym.core.search_space import ACTION_TOKENS
 from nasgym.runners.experiments import check_datasets, plots
 from nasgym.runners.experiments.metrics import METRIC_DIGITS, METRIC_LABELS, RUN_METRICS, RunData, mean_and_interval
+from nasgym.runners.experiments.parallel import RUNS_AT_ONCE, Run, run_all
 from nasgym.runners.experiments.report import format_value, markdown_table, reward_mode
 from nasgym.runners.run_folder import RunFolder
-from nasgym.runners.search import SearchSettings, run_search
+from nasgym.runners.search import SearchSettings
 
 
 @dataclass
@@ -59,35 +61,38 @@ def run_dir(out_dir: Path, dataset: str, agent: str, seed: int) -> Path:
     return out_dir / "runs" / dataset / agent / f"seed{seed}"
 
 
-def run_bench(out_dir: str | Path, settings: BenchSettings, progress: bool = True) -> dict[str, Any]:
+def run_bench(
+    out_dir: str | Path, settings: BenchSettings, progress: bool = True, runs_at_once: int = RUNS_AT_ONCE
+) -> dict[str, Any]:
     """Run every (dataset, agent, seed) that is not complete yet, datasets in order, then write results, plots and
-    report."""
+    report. With ``backend="ray"`` in the environment options the runs are Ray tasks, ``runs_at_once`` at a time,
+    a carried policy's run starting once the run it continues is done."""
     out_dir = Path(out_dir)
     check_datasets(settings.datasets, settings.env_options)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "bench.json").write_text(json.dumps(asdict(settings), indent=2))
-    plan = [(d, a, s) for d in settings.datasets for a in settings.agents for s in range(settings.seeds)]
-    for number, (dataset, agent, seed) in enumerate(plan, start=1):
-        folder, steps = run_dir(out_dir, dataset, agent, seed), settings.budget(agent, dataset)
-        if RunFolder(folder).completed_steps() >= steps:
-            continue
-        position = settings.datasets.index(dataset)
-        start_from = None
-        if agent in settings.carried and position > 0:  # the policy the previous dataset's trial left
-            start_from = RunFolder(run_dir(out_dir, settings.datasets[position - 1], agent, seed)).checkpoint
-        if progress:
-            carried = f", carried from {settings.datasets[position - 1]}" if start_from else ""
-            print(f"[{number}/{len(plan)}] {agent} on {dataset}, seed {seed}{carried}", flush=True)
-        search = SearchSettings(
-            agent=agent,
-            dataset=dataset,
-            steps=steps,
-            env_options=settings.env_for(agent, seed),
-            agent_options={**settings.agent_options.get(agent, {}), "seed": seed},
-            protocol=settings.protocol,
-        )
-        resume = RunFolder(folder).holds_search()
-        run_search(folder, search, resume=resume, progress=progress, start_from=None if resume else start_from)
+    runs: list[Run] = []
+    index: dict[tuple[str, str, int], int] = {}
+    for position, dataset in enumerate(settings.datasets):
+        for agent in settings.agents:
+            for seed in range(settings.seeds):
+                start_from, after, carried = None, (), ""
+                if agent in settings.carried and position > 0:  # the policy the previous dataset's trial left
+                    previous = settings.datasets[position - 1]
+                    start_from = RunFolder(run_dir(out_dir, previous, agent, seed)).checkpoint
+                    after, carried = (index[(previous, agent, seed)],), f", carried from {previous}"
+                search = SearchSettings(
+                    agent=agent,
+                    dataset=dataset,
+                    steps=settings.budget(agent, dataset),
+                    env_options=settings.env_for(agent, seed),
+                    agent_options={**settings.agent_options.get(agent, {}), "seed": seed},
+                    protocol=settings.protocol,
+                )
+                label = f"{agent} on {dataset}, seed {seed}{carried}"
+                index[(dataset, agent, seed)] = len(runs)
+                runs.append(Run(run_dir(out_dir, dataset, agent, seed), search, label, start_from, after=after))
+    run_all(runs, progress, runs_at_once)
     return write_results(out_dir, settings)
 
 

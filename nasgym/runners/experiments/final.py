@@ -24,12 +24,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from nasgym.core.config import make_configs
-from nasgym.core.datasets import ImageData, load_dataset
+from nasgym.core.datasets import ImageData
 from nasgym.core.errors import ArchitectureError
 from nasgym.core.evaluation import Evaluation
-from nasgym.core.evaluator import TrainingEvaluator
+from nasgym.core.evaluator import TrainingEvaluator, build_evaluator, load_data
 from nasgym.core.network import NetworkConfig, glorot_init
-from nasgym.core.paths import default_cache_path
 from nasgym.core.search_space import Architecture
 
 VGG19_SHORT = Architecture.parse("c3-c3-m2-c3-c3-m2-c3-c3-c3-c3-m2")
@@ -113,14 +112,13 @@ def train_final(
             )
     if baseline == "vgg_two_blocks" and image_size < 4:
         raise ArchitectureError(f"the vgg_two_blocks baseline needs images of at least 4x4, got {image_size}")
-    data = load_dataset(dataset, image_size, env_config.max_samples, env_config.data_dir, resize=env_config.resize)
-    cache = (env_config.cache_path or default_cache_path()) if env_config.cache else None
+    data = load_data(env_config)
     # The same train split in every repeat: only the training's randomness changes.
     repeat_configs = [
         make_configs({**env_options, "dataset": dataset, "seed": base.seed + r, "split_seed": base.shuffle_seed})[1]
         for r in range(repeats)
     ]
-    evaluators = [TrainingEvaluator(data, config, env_config.device, cache) for config in repeat_configs]
+    evaluators = [build_evaluator(env_config, config, data) for config in repeat_configs]  # local, or on Ray
     to_train = sum(evaluator.cached(network) is None for evaluator in evaluators for network in networks.values())
     to_train += repeats if baseline == "vgg_two_blocks" else 0
     results: dict[str, list[Evaluation]] = {name: [] for name in networks}

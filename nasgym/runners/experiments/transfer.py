@@ -9,7 +9,8 @@ runs frozen too. A permutation test over episodes says whether the action distri
 each control, and between held-out datasets).
 
 Every phase is an ordinary, resumable search folder: ``OUT/seedK/train/N-DATASET/``,
-``OUT/seedK/control/N-DATASET/`` and ``OUT/seedK/eval/DATASET/VARIANT/``.
+``OUT/seedK/control/N-DATASET/`` and ``OUT/seedK/eval/DATASET/VARIANT/``. With the Ray backend the phases that do
+not continue each other go on at once as Ray tasks.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from nasgym.core.protocols import DEFAULT_PROTOCOL
 from nasgym.runners.experiments import check_datasets, plots
 from nasgym.runners.experiments.action_test import compare_actions, episode_action_counts
 from nasgym.runners.experiments.metrics import RunData, mean_and_interval
+from nasgym.runners.experiments.parallel import RUNS_AT_ONCE, Run, run_all
 from nasgym.runners.experiments.report import format_value, markdown_table, reward_mode
 from nasgym.runners.run_folder import RunFolder
-from nasgym.runners.search import SearchSettings, run_search
+from nasgym.runners.search import SearchSettings
 
 VARIANTS = (
     "frozen",
@@ -88,52 +90,61 @@ class TransferSettings:
         return SearchSettings(agent, dataset, steps, env, {**options, **overrides, "seed": seed}, self.protocol)
 
 
-def _phase(folder: Path, settings: SearchSettings, start_from: Path | None, learn: bool, progress: bool) -> None:
-    if RunFolder(folder).completed_steps() >= settings.steps:
-        return
-    if progress:
-        mode = "learning" if learn else "frozen"
-        print(f"{settings.agent} on {settings.dataset} ({mode}, {settings.steps} steps) -> {folder}", flush=True)
-    resume = RunFolder(folder).holds_search()
-    run_search(folder, settings, resume=resume, progress=progress, start_from=start_from, learn=learn)
-
-
-def _train_through(root: Path, settings: TransferSettings, agent: str, seed: int, progress: bool) -> Path:
-    """Train ``agent`` on the training datasets in turn, each phase continuing the last; the final checkpoint."""
-    policy: Path | None = None
-    for number, dataset in enumerate(settings.train, start=1):
-        folder = root / f"{number}-{dataset}"
-        _phase(folder, settings.search(agent, dataset, seed, training=True), policy, True, progress)
-        policy = RunFolder(folder).checkpoint
-    return policy
-
-
-def run_transfer(out_dir: str | Path, settings: TransferSettings, progress: bool = True) -> dict[str, Any]:
+def run_transfer(
+    out_dir: str | Path, settings: TransferSettings, progress: bool = True, runs_at_once: int = RUNS_AT_ONCE
+) -> dict[str, Any]:
+    """Every phase not complete yet, then results, plot and report. With ``backend="ray"`` in the environment
+    options the phases are Ray tasks, ``runs_at_once`` at a time, each started once the phase it continues is done."""
     out_dir = Path(out_dir)
     check_datasets([*settings.train, *settings.eval], settings.env_options)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "transfer.json").write_text(json.dumps(asdict(settings), indent=2))
+    run_all(plan(out_dir, settings), progress, runs_at_once)
+    return write_results(out_dir, settings)
+
+
+def plan(out_dir: Path, settings: TransferSettings) -> list[Run]:
+    """Every phase of every seed, in the order they run one after another, each naming the phase it continues."""
+    runs: list[Run] = []
+
+    def add(
+        folder: Path, search: SearchSettings, start_from: Path | None = None, learn: bool = True, after: tuple = ()
+    ) -> tuple[int, ...]:
+        mode = "learning" if learn else "frozen"
+        label = f"{search.agent} on {search.dataset} ({mode}, {search.steps} steps) -> {folder}"
+        runs.append(Run(folder, search, label, start_from, learn, after))
+        return (len(runs) - 1,)
+
+    def _train_through(root: Path, agent: str, seed: int) -> tuple[Path | None, tuple[int, ...]]:
+        """The agent trained on the training datasets in turn, each phase continuing the last."""
+        policy, last = None, ()
+        for number, dataset in enumerate(settings.train, start=1):
+            folder = root / f"{number}-{dataset}"
+            last = add(folder, settings.search(agent, dataset, seed, training=True), policy, True, last)
+            policy = RunFolder(folder).checkpoint
+        return policy, last
+
     for seed in range(settings.seeds):
         root = out_dir / f"seed{seed}"
-        policy = _train_through(root / "train", settings, settings.agent, seed, progress)
+        policy, last = _train_through(root / "train", settings.agent, seed)
         control = settings.control_agent
-        control_policy = _train_through(root / "control", settings, control, seed, progress) if control else None
+        control_policy, control_last = _train_through(root / "control", control, seed) if control else (None, ())
+        agent = settings.agent
         for dataset in settings.eval:
             base = root / "eval" / dataset
-            agent = settings.agent
             variants = settings.variants()
-            _phase(base / "frozen", settings.search(agent, dataset, seed, False), policy, False, progress)
+            add(base / "frozen", settings.search(agent, dataset, seed, False), policy, False, last)
             for variant, overrides in META_CONTROLS.items():
                 if variant in variants:
                     frozen = settings.search(agent, dataset, seed, False, **overrides)
-                    _phase(base / variant, frozen, policy, False, progress)
-            _phase(base / "fine_tuned", settings.search(agent, dataset, seed, False), policy, True, progress)
-            _phase(base / "scratch", settings.search(agent, dataset, seed, False), None, True, progress)
-            _phase(base / "random", settings.search("random", dataset, seed, False), None, True, progress)
+                    add(base / variant, frozen, policy, False, last)
+            add(base / "fine_tuned", settings.search(agent, dataset, seed, False), policy, True, last)
+            add(base / "scratch", settings.search(agent, dataset, seed, False))
+            add(base / "random", settings.search("random", dataset, seed, False))
             if control_policy is not None:
                 search = settings.search(control, dataset, seed, False)
-                _phase(base / "control_frozen", search, control_policy, False, progress)
-    return write_results(out_dir, settings)
+                add(base / "control_frozen", search, control_policy, False, control_last)
+    return runs
 
 
 def write_results(out_dir: Path, settings: TransferSettings) -> dict[str, Any]:

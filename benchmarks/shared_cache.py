@@ -1,0 +1,88 @@
+"""Eight searches in eight processes sharing one reward cache: how many trainings for how many distinct networks.
+
+Each process runs a random search (uniform over valid actions, its own seed) on NAS-v0 with a per-step reward, all
+of them on the same new cache file, started together. A network that another process is training is waited for
+(the cache's claims), so trainings should equal the distinct networks rewarded. Prints and writes JSON:
+
+    python benchmarks/shared_cache.py --out benchmarks/results/shared_cache_cpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+
+from nasgym.core.reward_cache import RewardCache
+from nasgym.core.search_space import Architecture
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+BUDGET = {"dataset": "digits", "epochs": 1, "image_size": 16, "batch_size": 64, "max_samples": 300, "device": "cpu"}
+
+
+def search(cache_path: str, seed: int, steps: int) -> dict:
+    """One random search; what it trained and what it was rewarded for."""
+    import torch
+
+    torch.set_num_threads(1)  # eight processes share the machine's cores
+    env = gym.make("NAS-v0", cache_path=cache_path, **BUDGET)
+    rng = np.random.default_rng(seed)
+    env.reset()
+    rewarded = []
+    for _ in range(steps):
+        action = int(rng.choice(np.flatnonzero(env.unwrapped.action_masks())))
+        _, _, terminated, _, info = env.step(action)
+        if info["rewarded"]:
+            rewarded.append(str(Architecture.parse(info["architecture"]).network))
+        if terminated:
+            env.reset()
+    stats = env.unwrapped.evaluator.stats
+    env.close()
+    return {"trained": stats.trained, "answered_without_training": stats.cache_hits, "rewarded": rewarded}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--processes", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=30, help="steps per search (default 30)")
+    parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        path = str(Path(folder) / "rewards.sqlite")
+        start = time.perf_counter()
+        with multiprocessing.get_context("spawn").Pool(args.processes) as pool:
+            searches = pool.starmap(search, [(path, seed, args.steps) for seed in range(args.processes)])
+        seconds = time.perf_counter() - start
+        rows = len(RewardCache(path))
+    rewarded = [network for result in searches for network in result["rewarded"]]
+    result = {
+        "processes": args.processes,
+        "steps_per_search": args.steps,
+        "budget": BUDGET,
+        "cpus": os.cpu_count(),
+        "rewarded_steps": len(rewarded),
+        "distinct_networks": len(set(rewarded)),
+        "trainings": sum(result["trained"] for result in searches),
+        "cache_rows": rows,
+        "trainings_per_search": [result["trained"] for result in searches],
+        "wall_seconds": seconds,
+    }
+    print(json.dumps(result, indent=2))
+    print(
+        f"{result['processes']} searches: {result['rewarded_steps']} rewarded steps, "
+        f"{result['distinct_networks']} distinct networks, {result['trainings']} trainings"
+    )
+    out = args.out or RESULTS_DIR / f"shared_cache_{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"written to {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""Children trained as Ray tasks, across the GPUs and machines of a Ray cluster (``backend="ray"``).
+
+``RayEvaluator`` is a ``TrainingEvaluator`` whose trainings run as Ray tasks. Everything else stays in the driver
+(the process that steps the environment): the reward keys, the answers so far, the claims on work in flight and
+the reward cache, so no other node needs the SQLite file. The rewards are the local evaluator's for the same
+settings: a training draws only from generators seeded by the training seed, wherever it runs.
+
+- Each network is one task asking for ``ray_task_cpus`` CPUs and ``ray_task_gpus`` GPUs (a fraction shares a GPU),
+  rerun up to ``ray_max_retries`` times when its worker process or node dies.
+- The dataset reaches the cluster once: the driver puts its arrays in Ray's object store once per process and
+  dataset (``share_dataset``); a node fetches them once, its worker processes read them there without copying and
+  each builds its trainer (the split, placed on its device) at its first task and keeps it for the next ones.
+- Every node needs nasgym and PyTorch installed (the same versions); not the data, the cache or any file of the
+  driver's.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import warnings
+from collections import OrderedDict
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from nasgym.core.config import EnvConfig
+from nasgym.core.datasets import ImageData
+from nasgym.core.errors import ConfigError, NasGymError
+from nasgym.core.evaluation import Evaluation
+from nasgym.core.evaluator import Record, TrainingEvaluator, cache_path_of, load_data
+from nasgym.core.reward_cache import RewardCache
+from nasgym.core.search_space import Architecture
+from nasgym.core.training import ChildTrainer, EpochCallback, TrainConfig
+from nasgym.core.training.trainer import split_for
+
+INSTALL_HINT = "pip install nasgym[ray]"
+WORKER_TRAINERS = 2
+"""Trainers a worker process keeps (one per dataset, settings and device it trained for lately)."""
+
+_SHARED: dict[tuple[str, str], Any] = {}
+"""(Ray node of this process, dataset fingerprint) -> the ObjectRef of its arrays in the object store. A node's id
+is new whenever Ray starts, so references from an earlier Ray session in this process are never reused."""
+_TRAINERS: OrderedDict[tuple, ChildTrainer] = OrderedDict()
+"""In a worker process: the trainers it built, by (dataset object, settings, device)."""
+_TASK = None
+
+
+def require_ray() -> Any:
+    """The ``ray`` module, or a ConfigError that says which extra to install."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(f"backend='ray' needs Ray, which is not installed here: {INSTALL_HINT}") from None
+    return ray
+
+
+def connect(address: str | None = None) -> Any:
+    """Connect this process to Ray unless it is already (a Ray task, or a caller that ran ``ray.init``): to the
+    cluster at ``address`` ('auto' or HOST:PORT), or to a new local instance when ``address`` is None (Ray itself
+    would join a cluster that ``ray start`` runs on this machine; 'auto' asks for that)."""
+    ray = require_ray()
+    if not ray.is_initialized():
+        if address is None:
+            ray.init(address="local", include_dashboard=False)
+        else:
+            ray.init(address=address)
+    return ray
+
+
+def share_dataset(data: ImageData) -> Any:
+    """The ObjectRef of ``data``'s arrays in the object store, put there once per process and dataset."""
+    ray = connect()
+    slot = (ray.get_runtime_context().get_node_id(), data.fingerprint)
+    if slot not in _SHARED:
+        # A plain ImageData with plain arrays: an image cache's data would otherwise travel as its folder's path.
+        plain = ImageData(data.name, np.asarray(data.images), np.asarray(data.labels), data.n_classes, data.fingerprint)
+        _SHARED[slot] = ray.put(plain)
+    return _SHARED[slot]
+
+
+def adopt_datasets(refs: dict[str, Any]) -> None:
+    """Use datasets another process put in the object store (by fingerprint) instead of putting them again."""
+    node = connect().get_runtime_context().get_node_id()
+    _SHARED.update({(node, fingerprint): ref for fingerprint, ref in refs.items()})
+
+
+def _train_task(data_box: list, config: TrainConfig, device: str, network: Architecture) -> Evaluation:
+    """Runs in a Ray worker: one training, on the trainer this worker keeps for the dataset, settings and device.
+    The dataset comes boxed in a list so that Ray hands over its reference, fetched only to build a trainer."""
+    import ray
+
+    (ref,) = data_box
+    slot = (ref.hex(), config, device)
+    if slot not in _TRAINERS:
+        with warnings.catch_warnings():  # the object store's arrays are read-only; the trainer only copies from them
+            warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
+            _TRAINERS[slot] = ChildTrainer(ray.get(ref), config, device)
+        while len(_TRAINERS) > WORKER_TRAINERS:
+            _TRAINERS.popitem(last=False)
+    _TRAINERS.move_to_end(slot)
+    evaluation = _TRAINERS[slot].train(network)
+    where = f"ray worker {socket.gethostname()}:{os.getpid()}"
+    return replace(
+        evaluation, node=ray.get_runtime_context().get_node_id(), execution=f"{evaluation.execution}; {where}"
+    )
+
+
+def _remote_task() -> Any:
+    global _TASK
+    if _TASK is None:
+        _TASK = require_ray().remote(_train_task)
+    return _TASK
+
+
+class RayEvaluator(TrainingEvaluator):
+    """Trains each network as a Ray task; the cache, claims and answers stay in this process.
+
+    ``on_epoch`` callbacks are not called (the epochs run elsewhere); ``concurrency`` is whatever the cluster's
+    resources allow: every network of a batch is submitted at once.
+    """
+
+    def __init__(
+        self,
+        data: ImageData,
+        config: TrainConfig = TrainConfig(),
+        device: str | torch.device = "auto",
+        cache: RewardCache | str | Path | None = None,
+        *,
+        address: str | None = None,
+        task_cpus: float = 1.0,
+        task_gpus: float = 0.0,
+        max_retries: int = 3,
+    ):
+        require_ray()
+        self.address = address
+        self.task_cpus = task_cpus
+        self.task_gpus = task_gpus
+        self.max_retries = max_retries
+        super().__init__(data, config, device, cache)
+
+    @classmethod
+    def from_config(
+        cls, config: EnvConfig, train_config: TrainConfig, concurrency: int = 1, data: ImageData | None = None
+    ) -> RayEvaluator:
+        require_ray()  # before the dataset is loaded: a missing extra fails in a moment
+        compute = config.compute
+        return cls(
+            data or load_data(config),
+            train_config,
+            config.device,
+            cache_path_of(config),
+            address=compute.ray_address,
+            task_cpus=compute.ray_task_cpus,
+            task_gpus=compute.ray_task_gpus,
+            max_retries=compute.ray_max_retries,
+        )
+
+    def _resolve_device(self, device: str | torch.device) -> torch.device:
+        """The workers' device, decided without this process's hardware: 'auto' is CUDA when tasks get GPUs."""
+        if device in (None, "auto"):
+            return torch.device("cuda" if self.task_gpus > 0 else "cpu")
+        kind = torch.device(device).type if isinstance(device, (str, torch.device)) else None
+        if kind not in ("cuda", "cpu"):
+            raise ConfigError(f"device must be 'cuda', 'cpu' or 'auto', got {device!r}")
+        if kind == "cuda" and self.task_gpus == 0:
+            raise ConfigError(
+                "device='cuda' with the Ray backend needs GPUs per task: set ray_task_gpus (e.g. 1 or 0.5)"
+            )
+        return torch.device(kind)
+
+    def prepare(self) -> RayEvaluator:
+        """Check the split and reach the cluster now, so that neither fails after a caller shows progress."""
+        split_for(self.data, self.config)
+        connect(self.address)
+        share_dataset(self.data)
+        return self
+
+    def _train_all(self, to_train: dict[str, Architecture], on_epoch: EpochCallback | None, record: Record) -> None:
+        ray = connect(self.address)
+        task = _remote_task().options(
+            num_cpus=self.task_cpus, num_gpus=self.task_gpus, max_retries=self.max_retries, name="nasgym-train"
+        )
+        box = [share_dataset(self.data)]
+        pending = {
+            task.remote(box, self.config, self.device.type, network): (key, network)
+            for key, network in to_train.items()
+        }
+        quiet = True if len(to_train) < 2 else None  # None: tqdm shows the bar on a terminal only
+        try:
+            with tqdm(total=len(to_train), desc="training on ray", unit="net", disable=quiet) as bar:
+                while pending:
+                    done, _ = ray.wait(list(pending), num_returns=1)
+                    key, network = pending.pop(done[0])
+                    record(key, network, self._result(ray, done[0], network))
+                    bar.update()
+        finally:  # interrupted or failed: the cluster stops the trainings nobody waits for any more
+            for ref in pending:
+                ray.cancel(ref, force=True)
+
+    def _result(self, ray: Any, ref: Any, network: Architecture) -> Evaluation:
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayTaskError as error:  # raised by the training itself: nasgym's own error as it is
+            if isinstance(error.cause, NasGymError):
+                raise error.cause from None
+            raise
+        except ray.exceptions.RayError as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise NasGymError(
+                f"training {network} on Ray failed after {self.max_retries} retries ({reason}); see the Ray logs, "
+                "check the workers' memory, or raise ray_max_retries"
+            ) from error

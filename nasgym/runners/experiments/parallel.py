@@ -1,0 +1,140 @@
+"""An experiment's searches: one after another in this process, or many at once as Ray tasks (``backend="ray"``).
+
+On Ray every search is a task pinned to this machine (the driver's node) while its networks train as Ray tasks
+anywhere on the cluster: the search folders and the reward cache stay on this machine's disk, where the searches
+share the cache as processes do (claims: no network is trained twice). A search whose process dies is rerun by
+Ray and resumes from its folder's checkpoint, so it loses at most its unfinished episode; a worker node that dies
+costs only the trainings it was running, which Ray reruns elsewhere. Rerunning the command continues whatever is
+left, with or without Ray.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from nasgym.core.config import make_configs
+from nasgym.core.datasets import load_dataset
+from nasgym.core.errors import NasGymError
+from nasgym.core.paths import default_cache_path, default_data_dir
+from nasgym.runners.run_folder import RunFolder
+from nasgym.runners.search import SearchSettings, run_search
+
+RUNS_AT_ONCE = 8
+"""Searches running at once on Ray by default: each is a process on this machine (a few hundred MB)."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One search of an experiment, and the runs (positions in the experiment's list) it must wait for."""
+
+    folder: Path
+    settings: SearchSettings
+    label: str
+    start_from: Path | None = None
+    learn: bool = True
+    after: tuple[int, ...] = ()
+
+    def complete(self) -> bool:
+        return RunFolder(self.folder).completed_steps() >= self.settings.steps
+
+
+def execute(run: Run, progress: bool) -> None:
+    """One search, resumed where its folder stops; nothing to do when it is complete."""
+    if run.complete():
+        return
+    resume = RunFolder(run.folder).holds_search()
+    run_search(run.folder, run.settings, resume=resume, progress=progress, start_from=run.start_from, learn=run.learn)
+
+
+def run_all(runs: list[Run], progress: bool = True, runs_at_once: int = RUNS_AT_ONCE) -> None:
+    """Every run not complete yet, in order here, or as Ray tasks when their environments use the Ray backend."""
+    if any(run.settings.env_options.get("backend") == "ray" for run in runs):
+        _run_on_ray(runs, progress, runs_at_once)
+        return
+    for number, run in enumerate(runs, start=1):
+        if not run.complete():
+            if progress:
+                print(f"[{number}/{len(runs)}] {run.label}", flush=True)
+            execute(run, progress)
+
+
+def _run_task(run: Run, datasets: dict[str, Any]) -> None:
+    """A Ray task: one search, on the datasets the driver put in the object store."""
+    from nasgym.core.ray_backend import adopt_datasets
+
+    adopt_datasets(datasets)
+    execute(run, progress=False)
+
+
+def _pinned(run: Run) -> Run:
+    """The run with every path absolute and the cache and data folders spelled out, so that a worker process
+    (started from another folder, with another environment) writes where the driver would."""
+    options = dict(run.settings.env_options)
+    if options.get("cache", True):
+        options["cache_path"] = str(Path(options.get("cache_path") or default_cache_path()).resolve())
+    options["data_dir"] = str(Path(options.get("data_dir") or default_data_dir()).resolve())
+    start_from = run.start_from.resolve() if run.start_from else None
+    return replace(
+        run, folder=run.folder.resolve(), settings=replace(run.settings, env_options=options), start_from=start_from
+    )
+
+
+def _share_datasets(runs: list[Run]) -> dict[str, Any]:
+    """Each dataset the runs train on, loaded here and put in the object store once."""
+    from nasgym.core.ray_backend import share_dataset
+
+    refs, seen = {}, set()
+    for run in runs:
+        config, _ = make_configs({**run.settings.env_options, "dataset": run.settings.dataset})
+        source = (config.dataset, config.image_size, config.max_samples, config.data_dir)
+        if source not in seen:
+            seen.add(source)
+            data = load_dataset(*source)
+            refs[data.fingerprint] = share_dataset(data)
+    return refs
+
+
+def _run_on_ray(runs: list[Run], progress: bool, runs_at_once: int) -> None:
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from nasgym.core.ray_backend import connect
+
+    first = runs[0].settings.env_options
+    ray = connect(first.get("ray_address"))
+    runs = [_pinned(run) for run in runs]
+    todo = [number for number, run in enumerate(runs) if not run.complete()]
+    finished = set(range(len(runs))) - set(todo)
+    datasets = _share_datasets([runs[number] for number in todo])
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    task = ray.remote(_run_task).options(
+        num_cpus=0, max_retries=first.get("ray_max_retries", 3), scheduling_strategy=here, name="nasgym-search"
+    )
+    running: dict[Any, int] = {}
+    bar = tqdm(total=len(runs), initial=len(finished), desc="searches", unit="search", disable=not progress)
+    try:
+        while todo or running:
+            ready = [number for number in todo if set(runs[number].after) <= finished]
+            for number in ready[: max(0, runs_at_once - len(running))]:
+                todo.remove(number)
+                running[task.remote(runs[number], datasets)] = number
+                bar.write(f"[{number + 1}/{len(runs)}] {runs[number].label}: started")
+            if not running:
+                raise NasGymError("the experiment's runs wait for each other in a cycle")  # a bug in the plan
+            (done,), _ = ray.wait(list(running), num_returns=1)
+            number = running.pop(done)
+            try:
+                ray.get(done)
+            except ray.exceptions.RayTaskError as error:
+                if isinstance(error.cause, NasGymError):
+                    raise error.cause from None
+                raise
+            finished.add(number)
+            bar.update()
+    finally:  # interrupted or failed: the other searches stop as after Ctrl-C, their folders resumable
+        for ref in running:
+            ray.cancel(ref)
+        bar.close()

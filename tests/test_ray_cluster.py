@@ -1,0 +1,50 @@
+"""Two Ray nodes on this machine (Ray's cluster utilities start each as its own raylet with its own resources), this
+test process as the driver: a search's networks are trained on both nodes, and the cache says which trained what."""
+
+from __future__ import annotations
+
+import pytest
+from support import TINY
+
+from nasgym.core.config import make_configs
+from nasgym.core.evaluator import TrainingEvaluator
+from nasgym.core.reward_cache import RewardCache
+from nasgym.core.search_space import Architecture
+from nasgym.runners.run_folder import RunFolder
+from nasgym.runners.search import SearchSettings, run_search
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray = pytest.importorskip("ray", reason="Ray is not installed: pip install nasgym[ray] (CI installs it)")
+    from ray.cluster_utils import Cluster
+
+    nodes = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 1, "resources": {"node_a": 1}, "include_dashboard": False},
+    )
+    nodes.add_node(num_cpus=1, resources={"node_b": 1})
+    nodes.wait_for_nodes()
+    ray.init(address=nodes.address, log_to_driver=False)
+    yield nodes
+    ray.shutdown()
+    nodes.shutdown()
+
+
+def test_a_search_spreads_its_networks_over_both_nodes(cluster, tmp_path):
+    import ray
+
+    path = tmp_path / "rewards.sqlite"
+    budget = {**TINY, "epochs": 3, "max_samples": 600}  # about a second per network: the second node's worker
+    options = {**budget, "backend": "ray", "ray_address": cluster.address, "cache_path": str(path)}  # starts in time
+    # REINFORCE hands the evaluator the networks of 8 episodes at once: one batch for the two nodes to share.
+    agent = {"seed": 0, "architectures_per_update": 8}
+    run_search(tmp_path / "run", SearchSettings("reinforce", "digits", 8, options, agent), progress=False)
+
+    networks = {row.network for row in RunFolder(tmp_path / "run").episodes() if row.rewarded}
+    config, train_config = make_configs({**options, "dataset": "digits", "backend": "local"})
+    keys = TrainingEvaluator.from_config(config, train_config)  # the same keys, computed here
+    cache = RewardCache(path)
+    trained_on = [cache.get(keys.key(Architecture.parse(network))).node for network in networks]
+    alive = {node["NodeID"] for node in ray.nodes() if node["Alive"]}
+    assert len(alive) == 2 and set(trained_on) == alive, trained_on
