@@ -5,6 +5,9 @@ of them on the same new cache file, started together. A network that another pro
 (the cache's claims), so trainings should equal the distinct networks rewarded. Prints and writes JSON:
 
     python benchmarks/shared_cache.py --out benchmarks/results/shared_cache_cpu.json
+
+``--figure PNG`` draws trainings against distinct networks per search, beside an earlier run's JSON given with
+``--compare`` (README's figure: ``--replot`` redraws it from the recorded JSONs without running anything).
 """
 
 from __future__ import annotations
@@ -48,12 +51,51 @@ def search(cache_path: str, seed: int, steps: int) -> dict:
     return {"trained": stats.trained, "answered_without_training": stats.cache_hits, "rewarded": rewarded}
 
 
+def figure(runs: dict[str, dict], path: Path) -> None:
+    """Bars per run: distinct networks rewarded, and trainings, split by the search that trained them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axis = plt.subplots(figsize=(6, 3.2))
+    for row, run in enumerate(runs.values()):
+        axis.barh(2 * row + 0.4, run["distinct_networks"], color="white", edgecolor="black", hatch="//", height=0.7)
+        axis.text(run["distinct_networks"] + 1, 2 * row + 0.4, f"{run['distinct_networks']} distinct", va="center")
+        left = 0
+        for search, trained in enumerate(run["trainings_per_search"]):
+            axis.barh(2 * row - 0.4, trained, left=left, height=0.7, color=plt.cm.tab10(search % 10))
+            left += trained
+        axis.text(left + 1, 2 * row - 0.4, f"{run['trainings']} trainings", va="center")
+    axis.set_yticks([2 * row for row in range(len(runs))], list(runs))
+    axis.set_xlim(0, 1.3 * max(run["trainings"] for run in runs.values()))
+    axis.set_xlabel("networks (training bars coloured by the process that trained them)")
+    first = next(iter(runs.values()))
+    axis.set_title(f"{first['processes']} searches in {first['processes']} processes on one reward cache", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print(f"figure written to {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--processes", type=int, default=8)
     parser.add_argument("--steps", type=int, default=30, help="steps per search (default 30)")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
+    parser.add_argument("--figure", type=Path, default=None, help="also draw this PNG")
+    parser.add_argument("--compare", type=Path, default=None, help="an earlier run's JSON to draw beside this one")
+    parser.add_argument(
+        "--replot", action="store_true", help="redraw README's figure from the recorded JSONs and run nothing"
+    )
     args = parser.parse_args()
+    if args.replot:
+        runs = {
+            "before claims": json.loads((RESULTS_DIR / "shared_cache_cpu_before_claims.json").read_text()),
+            "with claims": json.loads((RESULTS_DIR / "shared_cache_cpu.json").read_text()),
+        }
+        figure(runs, RESULTS_DIR / "shared_cache_cpu.png")
+        return
     with tempfile.TemporaryDirectory() as folder:
         path = str(Path(folder) / "rewards.sqlite")
         start = time.perf_counter()
@@ -82,6 +124,11 @@ def main() -> None:
     out = args.out or RESULTS_DIR / f"shared_cache_{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"written to {out}")
+    if args.figure:
+        runs = {"this run": result}
+        if args.compare:
+            runs = {str(args.compare.stem): json.loads(args.compare.read_text()), **runs}
+        figure(runs, args.figure)
 
 
 if __name__ == "__main__":
