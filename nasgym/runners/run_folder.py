@@ -44,8 +44,9 @@ EPISODE_COLUMNS = (
     "best_reward",
 )
 """``env``: the environment copy the step was taken in (0..num_envs-1; episodes of several copies interleave, each
-keeping its own ``episode`` number); ``trained``: this step's network was trained in this session, not answered by the reward cache or a repeat (the
-first step that needs it is credited, even when an agent had the evaluator train a batch ahead of time);
+keeping its own ``episode`` number); ``trained``: this step's network was trained in this session, not answered by
+the reward cache or a repeat (the first step that needs it is credited, even when an agent had the evaluator train a
+batch ahead of time);
 ``best_reward``: the best reward so far. The reward columns are empty on steps without a reward."""
 RESUME_ADVICE = "free space and continue with --resume"
 
