@@ -25,9 +25,8 @@ i.e. most of the algorithm, while the whole of A2C fits here readably top to bot
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,13 +35,13 @@ import torch
 from torch import nn
 from torch.distributions import Categorical
 
+from agents.a2c_rollout import Memory, MetaA2CState, Rollout, n_step_returns, read_rollout, read_trial_state
 from agents.base import Agent, StepCallback, seeded
 from agents.encoding import features, masked_logits, masks, one_thread
 from agents.hyperparameters import Fraction, NonNegativeFloat, PositiveFloat, PositiveInt, Seed, validate
 from nasgym.core.space_model import SpaceModel
 
-Memory = tuple[torch.Tensor, torch.Tensor]
-"""The LSTM's (hidden, cell) state, each (1, hidden_size)."""
+__all__ = ["Memory", "MetaA2C", "MetaA2CConfig", "MetaA2CNetwork", "MetaA2CState", "Rollout", "n_step_returns"]
 
 
 @dataclass
@@ -77,45 +76,6 @@ class MetaA2CConfig:
 
     def __post_init__(self) -> None:
         validate(self)
-
-
-@dataclass(frozen=True)
-class MetaA2CState:
-    """What meta-A2C carries from one step to the next. After ``env.step`` record the reward with ``observe``."""
-
-    memory: Memory = field(repr=False)
-    previous_action: int = -1
-    """-1 before the first action of a trial."""
-    previous_reward: float = 0.0
-
-    def observe(self, reward: float) -> MetaA2CState:
-        return replace(self, previous_reward=float(reward))
-
-
-@dataclass
-class Rollout:
-    """The steps since the last update: what the LSTM read and what happened."""
-
-    start_memory: Memory | None = None
-    end_memory: Memory | None = None
-    """The memory after the last step; if the trial moved on without the rollout (``play``), it is closed."""
-    inputs: list[torch.Tensor] = field(default_factory=list)
-    actions: list[int] = field(default_factory=list)
-    masks: list[torch.Tensor] = field(default_factory=list)
-    rewards: list[float] = field(default_factory=list)
-    dones: list[bool] = field(default_factory=list)
-    """The episode ended after this step."""
-    cuts: list[bool] = field(default_factory=list)
-    """Returns stop after this step and nothing bootstraps across it (an episode end, except under RL²; an episode
-    abandoned unfinished)."""
-
-    def add(self, inputs: torch.Tensor, action: int, mask: torch.Tensor, reward: float, done: bool, cut: bool) -> None:
-        self.inputs.append(inputs)
-        self.actions.append(action)
-        self.masks.append(mask)
-        self.rewards.append(reward)
-        self.dones.append(done)
-        self.cuts.append(cut)
 
 
 class MetaA2CNetwork(nn.Module):
@@ -428,42 +388,11 @@ class MetaA2C(Agent):
         self.network.load_state_dict(state["network"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
-        self.trial_state, self.rollout = _trial_state(state["trial_state"]), _rollout(state["rollout"])
+        self.trial_state, self.rollout = read_trial_state(state["trial_state"]), read_rollout(state["rollout"])
         copies = state.get("copies")  # saved before vector envs, or for another number of copies: new trials
         if copies is None or len(copies["trial_states"]) != self.num_envs:
             self._reset_copies()
             return
-        self.trial_states = [_trial_state(stored) for stored in copies["trial_states"]]
-        self.rollouts = [_rollout(stored) for stored in copies["rollouts"]]
+        self.trial_states = [read_trial_state(stored) for stored in copies["trial_states"]]
+        self.rollouts = [read_rollout(stored) for stored in copies["rollouts"]]
         self.mid_episode = list(copies["mid_episode"])
-
-
-def _trial_state(stored: dict[str, Any]) -> MetaA2CState:
-    stored = copy.deepcopy(stored)
-    return MetaA2CState(**{**stored, "memory": _memory(stored["memory"])})
-
-
-def _rollout(stored: dict[str, Any]) -> Rollout:
-    rollout = copy.deepcopy(stored)
-    memories = {key: _memory(rollout[key]) for key in ("start_memory", "end_memory")}
-    rollout.setdefault("cuts", list(rollout["dones"]))  # saved before cuts existed: returns stopped at dones
-    return Rollout(**{**rollout, **memories})
-
-
-def n_step_returns(rewards: list[float], cuts: list[bool], gamma: float, next_value: float) -> list[float]:
-    """Discounted returns of a rollout, bootstrapped from ``next_value``; a return stops after a step that cuts."""
-    returns, running = [], next_value
-    for reward, cut in zip(reversed(rewards), reversed(cuts), strict=True):
-        running = reward + gamma * running * (1.0 - cut)
-        returns.append(running)
-    return returns[::-1]
-
-
-def _memory(stored: Any) -> Memory | None:
-    """A memory as ``Memory``: a (hidden, cell) pair of (1, hidden_size) tensors."""
-    if stored is None:
-        return None
-    hidden, cell = stored
-    if not (isinstance(hidden, torch.Tensor) and isinstance(cell, torch.Tensor) and hidden.shape == cell.shape):
-        raise ValueError("a memory that is not a pair of equal-shaped tensors")
-    return hidden, cell

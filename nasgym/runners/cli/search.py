@@ -40,7 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=1,
         metavar="N",
         help="episodes run at once, in N copies of the environment whose networks are evaluated as one batch per "
-        "step (with --ray or --concurrency, trained side by side) (default 1)",
+        "step (with --ray, trained side by side on the cluster) (default 1)",
     )
     parser.add_argument(
         "--set",
