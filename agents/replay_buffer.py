@@ -99,15 +99,33 @@ class SeededReplayBuffer(ReplayBuffer):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.release()
+        arrays = {name: stored.numpy() for name, stored in state["arrays"].items()}
+        pos, full = int(state["pos"]), bool(state["full"])
+        if arrays and arrays["rewards"].shape[1] != self.n_envs:  # saved with another number of env copies
+            arrays, pos, full = self._relaid(arrays, pos, full, int(state["capacity"]))
         if state["capacity"]:
             self.allocate(int(state["capacity"]), "the size stored in the checkpoint")
             for name in ARRAYS:
-                stored = state["arrays"][name].numpy()
-                getattr(self, name)[: len(stored)] = stored
-        self.pos, self.full = int(state["pos"]), bool(state["full"])
+                getattr(self, name)[: len(arrays[name])] = arrays[name]
+        self.pos, self.full = pos, full
         if not 0 <= self.pos <= self.buffer_size:
             raise ValueError(f"replay position {self.pos} outside a buffer of {self.buffer_size}")
         self.rng.bit_generator.state = state["rng"]
+
+    def _relaid(
+        self, arrays: dict[str, np.ndarray], pos: int, full: bool, capacity: int
+    ) -> tuple[dict[str, np.ndarray], int, bool]:
+        """Transitions stored ``k`` per row (``k`` env copies) as ``n_envs`` per row, oldest first; the newest that
+        fill whole rows are kept."""
+        rows = capacity // self.n_envs
+        relaid = {}
+        for name, stored in arrays.items():
+            ordered = np.roll(stored, -pos, axis=0) if full else stored  # oldest row first
+            transitions = ordered.reshape(-1, *stored.shape[2:])
+            kept = min(len(transitions) // self.n_envs, rows) * self.n_envs
+            relaid[name] = transitions[len(transitions) - kept :].reshape(-1, self.n_envs, *stored.shape[2:])
+        filled = len(relaid["rewards"])
+        return relaid, filled % rows, filled == rows
 
 
 def _gib(n_bytes: float) -> str:

@@ -183,12 +183,17 @@ def test_hold_leaves_a_copy_as_it_is_and_reset_puts_episodes_back() -> None:
         envs.reset(options={"episodes": [[1, 7], []]})
 
 
-@pytest.mark.parametrize("name", ["meta_a2c", "reinforce"])
+@pytest.mark.parametrize("name", AGENTS)
 def test_a_policy_learned_on_copies_runs_on_one_env_and_back(name: str, tmp_path: Path) -> None:
     agent = agents.make(name, copies(2), **SHORT.get(name, {}))
     agent.learn(20)
     agent.save(tmp_path / "a.pt")
     single = agents.load(tmp_path / "a.pt", toy_env())
+    if name == "dqn":  # the replay buffer's transitions, two per row, now one per row, oldest first
+        pairs, rows = agent.replay_buffer, single.replay_buffer
+        assert rows.size() == 2 * pairs.size() and rows.full == pairs.full
+        newest = pairs.observations[(pairs.pos - 1) % pairs.buffer_size, 1]
+        assert np.array_equal(rows.observations[(rows.pos - 1) % rows.buffer_size, 0], newest)
     single.learn(6)
     single.play(4)
     assert single.num_envs == 1 and single.num_timesteps == 26
