@@ -73,9 +73,11 @@ class Agent(ABC):
         self.update_listener: UpdateListener | None = None
         self._observation: np.ndarray | None = None  # of the unfinished episode; None: reset before the next step
         self._episode_owner: str | None = None  # "learn" or "play": switching between them starts a new episode
-        self.num_envs = env.num_envs if is_vector(env) else 1
+        self.vectorized = is_vector(env)
+        """The env is a vector env (of any number of copies, one included)."""
+        self.num_envs = env.num_envs if self.vectorized else 1
         """Episodes run at once: the copies of a vector env, 1 for a plain env."""
-        if self.num_envs > 1 and env.metadata.get("autoreset_mode") != gym.vector.AutoresetMode.SAME_STEP:
+        if self.vectorized and env.metadata.get("autoreset_mode") != gym.vector.AutoresetMode.SAME_STEP:
             raise ConfigError(
                 f"{self.name} runs vector envs that reset a copy in the step that ends its episode: make it with "
                 "autoreset_mode=gymnasium.vector.AutoresetMode.SAME_STEP"
@@ -122,7 +124,7 @@ class Agent(ABC):
 
         Event step numbers count from 1 within this call; ``num_timesteps`` does not move.
         """
-        if self.num_envs > 1:
+        if self.vectorized:
             return self._play_vector(total_steps, callback, deterministic)
         state = None
         for step in range(1, total_steps + 1):

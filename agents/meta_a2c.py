@@ -216,7 +216,7 @@ class MetaA2C(Agent):
 
     def play(self, total_steps: int, callback: StepCallback | None = None, deterministic: bool = False) -> MetaA2C:
         """Act without learning; the memory still evolves over the trial (in-context adaptation)."""
-        if self.num_envs > 1:
+        if self.vectorized:
             step = 0
             while step < total_steps:
                 observations = self._begin_vector("play")
@@ -239,7 +239,7 @@ class MetaA2C(Agent):
 
     # -- learning -----------------------------------------------------------------------------------------
     def learn(self, total_steps: int, callback: StepCallback | None = None) -> MetaA2C:
-        if self.num_envs > 1:
+        if self.vectorized:
             return self._learn_vector(total_steps, callback)
         for _ in range(total_steps):
             observation = self._begin_step("learn")

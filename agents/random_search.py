@@ -39,7 +39,7 @@ class RandomSearch(Agent):
         return int(self.rng.choice(np.flatnonzero(allowed))), state
 
     def learn(self, total_steps: int, callback: StepCallback | None = None) -> RandomSearch:
-        if self.num_envs > 1:
+        if self.vectorized:
             return self._learn_vector(total_steps, callback)
         for _ in range(total_steps):
             action, _ = self.predict(self._current_observation("learn"))

@@ -164,7 +164,7 @@ class Reinforce(Agent):
 
     # -- learning -----------------------------------------------------------------------------------------
     def learn(self, total_steps: int, callback: StepCallback | None = None) -> Reinforce:
-        if self.num_envs > 1:
+        if self.vectorized:
             return self._learn_vector(total_steps, callback)
         for _ in range(total_steps):
             if self._batch is None:
@@ -311,7 +311,7 @@ class Reinforce(Agent):
         self._batch_evaluated = False
         self._reset_copies()
         copies = state.get("copies")
-        if self.num_envs > 1 and self._batch is not None:
+        if self.vectorized and self._batch is not None:
             if copies is not None and len(copies["assigned"]) == self.num_envs and copies["member_rewards"]:
                 self._member_rewards = [list(rewards) for rewards in copies["member_rewards"]]
                 self._assigned, self._next_member = list(copies["assigned"]), int(copies["next_member"])

@@ -202,3 +202,13 @@ def test_a_policy_learned_on_copies_runs_on_one_env_and_back(name: str, tmp_path
     again.learn(6)
     again.play(6)
     assert again.num_envs == 3 and again.num_timesteps == 32
+
+
+@pytest.mark.parametrize("name", AGENTS)
+def test_a_vector_env_of_one_copy_searches_exactly_as_the_plain_env(name: str, tmp_path: Path) -> None:
+    """The agents' paths for copies, run on one copy, take the very steps and updates of their one-env paths."""
+    settings = SearchSettings(name, "toy", 60, agent_options=SHORT.get(name, {}))
+    run_search(tmp_path / "plain", settings, progress=False, env=toy_env())
+    run_search(tmp_path / "vector", settings, progress=False, env=copies(1))
+    for file in ("episodes.csv", "progress.csv"):
+        assert (tmp_path / "vector" / file).read_text() == (tmp_path / "plain" / file).read_text(), file
