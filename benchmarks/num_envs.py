@@ -3,11 +3,15 @@ networks at once (``TrainingEvaluator(concurrency=2)``), in one run.
 
 With one environment each step hands the evaluator one network, so its second thread idles; with four copies each
 step hands it up to four, which it trains two at a time. A third run, four copies on an evaluator of concurrency 1,
-separates what batching gives from what concurrency gives. Each run starts from an empty reward cache. The searches
-visit different networks (the copies draw actions in another order), so the figure to compare is seconds per
-network trained. Prints and writes JSON:
+trains exactly the networks of the second, one at a time, as the one-env search trains its own: their ratio is what
+``--num-envs 4`` gains on this evaluator, on the same work. The one-env search visits other networks (the copies
+draw actions in another order), so its seconds per network trained are only a check that it trains one network at
+a time like the third run. Each run starts from an empty reward cache. The three runs take turns, ``--rounds``
+times, and each figure is the median over rounds, since other jobs share the machine.
+Run it with passive OpenMP threads, as the ``nasgym`` command trains (it imports torch before nasgym could set
+that); prints and writes JSON:
 
-    python benchmarks/num_envs.py --out benchmarks/results/num_envs_cpu.json
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/num_envs.py --out benchmarks/results/num_envs_cpu.json
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -57,25 +62,41 @@ def timed_search(folder: Path, num_envs: int, concurrency: int, steps: int) -> d
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=40, help="steps per search (default 40)")
+    parser.add_argument("--steps", type=int, default=32, help="steps per search (default 32)")
+    parser.add_argument("--rounds", type=int, default=3, help="times each run is repeated, taking turns (default 3)")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
     args = parser.parse_args()
-    results = {}
-    for name, num_envs, concurrency in RUNS:
-        with tempfile.TemporaryDirectory() as folder:
-            results[name] = timed_search(Path(folder), num_envs, concurrency, args.steps)
-        print(name, json.dumps(results[name]))
-    one, four = results[RUNS[0][0]], results[RUNS[1][0]]
+    runs: dict[str, list[dict]] = {name: [] for name, _, _ in RUNS}
+    for _ in range(args.rounds):
+        for name, num_envs, concurrency in RUNS:
+            with tempfile.TemporaryDirectory() as folder:
+                runs[name].append(timed_search(Path(folder), num_envs, concurrency, args.steps))
+            print(name, json.dumps(runs[name][-1]), flush=True)
+    median = {
+        name: {key: statistics.median(run[key] for run in results) for key in ("wall_seconds", "seconds_per_training")}
+        | {"trained": results[0]["trained"]}
+        for name, results in runs.items()
+    }
+    one, four, sequential = (median[name] for name, _, _ in RUNS)
     result = {
         "budget": {"dataset": "digits", **BUDGET},
+        "steps": args.steps,
+        "rounds": args.rounds,
         "cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
-        "load_average": os.getloadavg(),
-        "runs": results,
-        "ratio_seconds_per_training_one_over_four_copies": one["seconds_per_training"] / four["seconds_per_training"],
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "load_average_at_end": os.getloadavg(),
+        "median": median,
+        "runs": runs,
+        "ratio_per_training_one_env_over_4_copies": one["seconds_per_training"] / four["seconds_per_training"],
+        "ratio_4_copies_concurrency_1_over_2": sequential["wall_seconds"] / four["wall_seconds"],
     }
     print(json.dumps(result, indent=2))
-    print(f"seconds per training, one env / 4 copies (both concurrency 2): {result[list(result)[-1]]:.2f}")
+    per_training, concurrency = (result[key] for key in list(result)[-2:])
+    print(
+        f"seconds per training, one env / 4 copies (concurrency 2): {per_training:.2f}; "
+        f"4 copies, concurrency 1 / 2 (the same networks): {concurrency:.2f}"
+    )
     out = args.out or RESULTS_DIR / f"num_envs_{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"written to {out}")
