@@ -29,6 +29,7 @@ import torch
 
 from nasgym.core.config import make_configs
 from nasgym.core.evaluator import TrainingEvaluator
+from nasgym.runners.run_folder import RunFolder
 from nasgym.runners.search import SearchSettings, run_search
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -50,6 +51,7 @@ def timed_search(folder: Path, num_envs: int, concurrency: int, steps: int) -> d
     summary = run_search(folder / "run", settings, progress=False, env=env)
     seconds = time.perf_counter() - start
     trained = evaluator.stats.trained
+    parameters = [row.parameters for row in RunFolder(folder / "run").episodes() if row.trained]
     return {
         "num_envs": num_envs,
         "concurrency": concurrency,
@@ -57,6 +59,8 @@ def timed_search(folder: Path, num_envs: int, concurrency: int, steps: int) -> d
         "trained": trained,
         "wall_seconds": seconds,
         "seconds_per_training": seconds / max(trained, 1),
+        "training_seconds": evaluator.stats.train_seconds,  # summed over trainings, overlapping ones included
+        "mean_parameters_trained": sum(parameters) / max(len(parameters), 1),
     }
 
 
@@ -74,7 +78,7 @@ def main() -> None:
             print(name, json.dumps(runs[name][-1]), flush=True)
     median = {
         name: {key: statistics.median(run[key] for run in results) for key in ("wall_seconds", "seconds_per_training")}
-        | {"trained": results[0]["trained"]}
+        | {key: results[0][key] for key in ("trained", "mean_parameters_trained")}
         for name, results in runs.items()
     }
     one, four, sequential = (median[name] for name, _, _ in RUNS)

@@ -17,6 +17,7 @@ import agents
 from nasgym.core.config import make_configs
 from nasgym.core.errors import ConfigError
 from nasgym.core.evaluator import FunctionEvaluator, TrainingEvaluator
+from nasgym.core.search_space import Architecture
 from nasgym.core.vector_env import HOLD, copy_info
 from nasgym.runners.cli import main
 from nasgym.runners.search import SearchSettings, run_search
@@ -178,7 +179,7 @@ def test_hold_leaves_a_copy_as_it_is_and_reset_puts_episodes_back() -> None:
     assert copy_info(infos, 0) == {} and copy_info(infos, 1)["architecture"] == "c3"
     _, rewards, terminated, _, infos = envs.step(np.array([7, 7]))
     assert terminated.all() and copy_info(infos, 0)["architecture"] == "c3-m2-t"  # the final step's info
-    assert rewards[0] == toy_reward(envs.unwrapped.envs[0].architecture.parse("c3-m2"))
+    assert rewards[0] == toy_reward(Architecture.parse("c3-m2"))
     with pytest.raises(Exception, match="invalid or already ended"):
         envs.reset(options={"episodes": [[1, 7], []]})
 
