@@ -35,9 +35,10 @@ from nasgym.core.space_model import SpaceModel
 from nasgym.core.vector_env import copy_info
 
 StepCallback = Callable[[dict[str, Any]], "bool | None"]
-"""Called after every environment step with ``{"step", "reward", "terminated", "info"}``; False stops.
+"""Called after every environment step with ``{"step", "reward", "terminated", "info", "env"}``; False stops.
 
-``terminated`` is True when the step ended the episode. The agent has finished processing the step (stored
+``terminated`` is True when the step ended the episode; ``env`` is the copy of a vector env that took the step (0 for
+a plain env), and a vector step's copies are reported in copy order. The agent has finished processing the step (stored
 it, updated on it) before the call, so ``agent.save`` inside a callback writes a checkpoint that resumes
 exactly.
 """
