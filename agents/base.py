@@ -4,6 +4,14 @@ Resuming is exact at episode ends: ``state_dict`` holds everything a run needs t
 optimiser, random generators, counters, unfinished batches or rollouts), and a callback runs only once the
 agent has fully processed its step, so saving from a callback captures a consistent state. The observation of
 an unfinished episode is not saved: a loaded agent starts a new episode.
+
+An agent given a vector env of ``N`` NAS-v0 copies (``gym.make_vec("NAS-v0", num_envs=N,
+autoreset_mode=gymnasium.vector.AutoresetMode.SAME_STEP)``; stable-baselines3's ``n_envs``) runs ``N`` episodes at
+once, and the copies' networks reach the evaluator as one batch per step. ``agent.num_envs`` is ``N`` (1 for a plain
+env); ``learn(total_steps)`` counts the steps of all copies and, as in stable-baselines3, may take up to ``N - 1``
+more to finish its last vector step. Per-copy state (meta-A2C's memories, REINFORCE's batch) is in the checkpoint;
+the copies' unfinished episodes are not, but ``reset()`` answers with them where the env puts them back (a resumed
+``nasgym search`` does), so such a search resumes exactly.
 """
 
 from __future__ import annotations
@@ -24,11 +32,13 @@ from agents.hyperparameters import validate
 from nasgym.core import settings
 from nasgym.core.errors import ConfigError
 from nasgym.core.space_model import SpaceModel
+from nasgym.core.vector_env import copy_info
 
 StepCallback = Callable[[dict[str, Any]], "bool | None"]
-"""Called after every environment step with ``{"step", "reward", "terminated", "info"}``; False stops.
+"""Called after every environment step with ``{"step", "reward", "terminated", "info", "env"}``; False stops.
 
-``terminated`` is True when the step ended the episode. The agent has finished processing the step (stored
+``terminated`` is True when the step ended the episode; ``env`` is the copy of a vector env that took the step (0 for
+a plain env), and a vector step's copies are reported in copy order. The agent has finished processing the step (stored
 it, updated on it) before the call, so ``agent.save`` inside a callback writes a checkpoint that resumes
 exactly.
 """
@@ -64,12 +74,21 @@ class Agent(ABC):
         self.update_listener: UpdateListener | None = None
         self._observation: np.ndarray | None = None  # of the unfinished episode; None: reset before the next step
         self._episode_owner: str | None = None  # "learn" or "play": switching between them starts a new episode
+        self.vectorized = is_vector(env)
+        """The env is a vector env (of any number of copies, one included)."""
+        self.num_envs = env.num_envs if self.vectorized else 1
+        """Episodes run at once: the copies of a vector env, 1 for a plain env."""
+        if self.vectorized and env.metadata.get("autoreset_mode") != gym.vector.AutoresetMode.SAME_STEP:
+            raise ConfigError(
+                f"{self.name} runs vector envs that reset a copy in the step that ends its episode: make it with "
+                "autoreset_mode=gymnasium.vector.AutoresetMode.SAME_STEP"
+            )
 
     @classmethod
     def space_of(cls, env: gym.Env) -> SpaceModel:
         """The environment's ``SpaceModel``, through any wrappers."""
         try:
-            return env.get_wrapper_attr("space_model")
+            return env.unwrapped.get_attr("space_model")[0] if is_vector(env) else env.get_wrapper_attr("space_model")
         except AttributeError:
             raise ConfigError(
                 f"{cls.name} searches nasgym environments: {env} has no space_model, so the valid actions are unknown"
@@ -106,6 +125,8 @@ class Agent(ABC):
 
         Event step numbers count from 1 within this call; ``num_timesteps`` does not move.
         """
+        if self.vectorized:
+            return self._play_vector(total_steps, callback, deterministic)
         state = None
         for step in range(1, total_steps + 1):
             action, state = self.predict(self._current_observation("play"), state, deterministic)
@@ -141,7 +162,7 @@ class Agent(ABC):
             "format": checkpoint.FORMAT,
             "config": dataclasses.asdict(self.config),
             "num_timesteps": int(self.num_timesteps),
-            "observation_shape": tuple(int(side) for side in self.env.observation_space.shape),
+            "observation_shape": tuple(int(side) for side in single_space(self.env).shape),
             "state": self.state_dict(),
             "metadata": metadata or {},
         }
@@ -151,10 +172,10 @@ class Agent(ABC):
     def from_payload(cls, payload: dict[str, Any], env: gym.Env, source: str | Path = "the checkpoint") -> Agent:
         """The agent a checkpoint (``agents.checkpoint.read``) holds, attached to ``env``."""
         shape = tuple(payload["observation_shape"])
-        if shape != tuple(env.observation_space.shape):
+        if shape != tuple(single_space(env).shape):
             raise ConfigError(
                 f"the {payload['agent']} agent in {source} observed shape {shape}, this environment gives "
-                f"{tuple(env.observation_space.shape)}; make the environment with the same max_layers and observation"
+                f"{tuple(single_space(env).shape)}; make the environment with the same max_layers and observation"
             )
         try:
             config = cls.Config(**payload["config"])
@@ -193,8 +214,59 @@ class Agent(ABC):
             self.update_listener({"step": self.num_timesteps, **metrics})
 
     @staticmethod
-    def _notify(callback: StepCallback | None, step: int, reward: float, done: bool, info: dict) -> bool:
+    def _notify(callback: StepCallback | None, step: int, reward: float, done: bool, info: dict, env: int = 0) -> bool:
         """Tell the callback about a step; False means stop."""
         if callback is None:
             return True
-        return callback({"step": step, "reward": reward, "terminated": done, "info": info}) is not False
+        event = {"step": step, "reward": reward, "terminated": done, "info": info, "env": env}
+        return callback(event) is not False
+
+    # -- vector envs ------------------------------------------------------------------------------------
+    def _vector_observations(self, owner: str) -> np.ndarray:
+        """The copies' observations: of their unfinished episodes, or (first, or after a switch between learn and
+        play) those ``reset()`` gives, which a resumed search's env answers with the episodes it put back."""
+        if self._observation is None or self._episode_owner != owner:
+            self._observation, _ = self.env.reset()
+            self._episode_owner = owner
+        return self._observation
+
+    def _vector_step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        """Step every copy (``nasgym.core.vector_env.HOLD`` leaves one as it is): rewards, episode ends, per-copy
+        infos (of the step that ended an episode, not of the reset that followed)."""
+        observations, rewards, terminated, truncated, infos = self.env.step(np.asarray(actions))
+        self._observation = observations
+        infos = [copy_info(infos, copy) for copy in range(self.num_envs)]
+        return np.asarray(rewards, dtype=float), np.logical_or(terminated, truncated), infos
+
+    def _play_vector(self, total_steps: int, callback: StepCallback | None, deterministic: bool) -> Agent:
+        """``play`` over the copies, for agents whose ``predict`` needs no state between steps."""
+        step = 0
+        while step < total_steps:
+            observations = self._vector_observations("play")
+            actions = [self.predict(observation, None, deterministic)[0] for observation in observations]
+            rewards, dones, infos = self._vector_step(actions)
+            step += self.num_envs
+            if not self._notify_copies(callback, step - self.num_envs, rewards, dones, infos):
+                return self
+        return self
+
+    def _notify_copies(
+        self, callback: StepCallback | None, steps_before: int, rewards: Any, dones: Any, infos: list[dict]
+    ) -> bool:
+        """Tell the callback about each copy's step of one vector step (numbered from ``steps_before + 1``), once
+        the agent has processed all of them; False means stop."""
+        for copy in range(self.num_envs):
+            step = steps_before + copy + 1
+            if not self._notify(callback, step, float(rewards[copy]), bool(dones[copy]), infos[copy], copy):
+                return False
+        return True
+
+
+def is_vector(env: Any) -> bool:
+    """Whether ``env`` is a Gymnasium vector env (an agent then runs its copies' episodes at once)."""
+    return isinstance(env, gym.vector.VectorEnv)
+
+
+def single_space(env: gym.Env | gym.vector.VectorEnv) -> gym.Space:
+    """The observation space of one episode, of a plain env or of a vector env's copies."""
+    return env.single_observation_space if is_vector(env) else env.observation_space

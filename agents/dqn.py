@@ -16,6 +16,11 @@ with the agent (the replay buffer's own, the exploration's own), a step reaches 
 after SB3 has stored it and trained on it, and the checkpoint holds what SB3 continues from as tensors and
 numbers: the networks, the optimiser, the counters and schedules, the buffer's arrays. Never SB3's own zip,
 whose loading un-pickles objects and so could run code from a file someone sent.
+
+With a vector env of ``N`` copies it is SB3's multi-environment DQN (``n_envs=N``, through ``agents.sb3_vector``, so
+the copies' networks are evaluated as one batch): one epsilon draw per vector step, as SB3 does, and ``N`` gradient
+steps per ``train_freq`` vector steps, so that there is one gradient step per ``train_freq`` transitions as with one
+environment.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, create_
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
-from agents.base import Agent, StepCallback, seeded
+from agents.base import Agent, StepCallback, is_vector, seeded
 from agents.encoding import features, masked_logits, masks, one_thread
 from agents.hyperparameters import (
     Fraction,
@@ -46,6 +51,7 @@ from agents.hyperparameters import (
     validate,
 )
 from agents.replay_buffer import SeededReplayBuffer
+from agents.sb3_vector import GymnasiumVecEnv
 from nasgym.core.space_model import SpaceModel
 
 COUNTERS = {
@@ -259,11 +265,7 @@ class _CallbackBridge(BaseCallback):
         self.reported_updates = agent.model._n_updates
 
     def _on_step(self) -> bool:
-        self.pending = {
-            "reward": float(self.locals["rewards"][0]),
-            "done": bool(self.locals["dones"][0]),
-            "info": self.locals["infos"][0],
-        }
+        self.pending = {key: self.locals[key] for key in ("rewards", "dones", "infos")}
         return True
 
     def _on_rollout_start(self) -> None:
@@ -282,7 +284,8 @@ class _CallbackBridge(BaseCallback):
             self.reported_updates = model._n_updates
             loss = float(model.logger.name_to_value["train/loss"])
             agent._report({"loss": loss, "exploration_rate": model.exploration_rate})
-        if not agent._notify(self.callback, agent.num_timesteps, event["reward"], event["done"], event["info"]):
+        first = agent.num_timesteps - agent.num_envs
+        if not agent._notify_copies(self.callback, first, event["rewards"], event["dones"], event["infos"]):
             raise _StopLearning
 
 
@@ -296,7 +299,7 @@ class DQNAgent(Agent):
         with seeded(cfg.seed):
             self.model = MaskedDQN(
                 MaskedDQNPolicy,
-                env,
+                GymnasiumVecEnv(env) if is_vector(env) else env,
                 learning_rate=cfg.learning_rate,
                 buffer_size=0,  # SeededReplayBuffer gets its storage at the trial's first learn call
                 learning_starts=cfg.learning_starts,
@@ -304,7 +307,7 @@ class DQNAgent(Agent):
                 tau=1.0,
                 gamma=cfg.gamma,
                 train_freq=cfg.train_freq,
-                gradient_steps=1,
+                gradient_steps=self.num_envs,  # one per train_freq transitions, however many copies
                 target_update_interval=cfg.target_update_interval,
                 exploration_fraction=cfg.exploration_fraction,
                 exploration_initial_eps=cfg.exploration_initial_eps,

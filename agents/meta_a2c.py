@@ -14,6 +14,10 @@ from the memory the rollout started with.
   returns stop at the episode end (NasGym's runner masks the LSTM with the done flags and keeps both inputs).
 * ``episode``: everything is cleared and returns stop: a policy without memory across episodes (a control).
 
+With a vector env of ``N`` copies (``num_envs``) it runs ``N`` trials side by side, each with its own memory, previous
+action and reward and rollout; every ``n_steps`` vector steps one update averages the ``N`` rollouts' losses (A2C's
+synchronous parallel actors).
+
 Plain PyTorch rather than stable-baselines3's OnPolicyAlgorithm: the recurrent rollout with reward and action
 feedback would need a custom rollout buffer, policy and collection loop (as sb3-contrib's RecurrentPPO has),
 i.e. most of the algorithm, while the whole of A2C fits here readably top to bottom.
@@ -21,9 +25,8 @@ i.e. most of the algorithm, while the whole of A2C fits here readably top to bot
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,13 +35,13 @@ import torch
 from torch import nn
 from torch.distributions import Categorical
 
+from agents.a2c_rollout import Memory, MetaA2CState, Rollout, n_step_returns, read_rollout, read_trial_state
 from agents.base import Agent, StepCallback, seeded
 from agents.encoding import features, masked_logits, masks, one_thread
 from agents.hyperparameters import Fraction, NonNegativeFloat, PositiveFloat, PositiveInt, Seed, validate
 from nasgym.core.space_model import SpaceModel
 
-Memory = tuple[torch.Tensor, torch.Tensor]
-"""The LSTM's (hidden, cell) state, each (1, hidden_size)."""
+__all__ = ["Memory", "MetaA2C", "MetaA2CConfig", "MetaA2CNetwork", "MetaA2CState", "Rollout", "n_step_returns"]
 
 
 @dataclass
@@ -73,45 +76,6 @@ class MetaA2CConfig:
 
     def __post_init__(self) -> None:
         validate(self)
-
-
-@dataclass(frozen=True)
-class MetaA2CState:
-    """What meta-A2C carries from one step to the next. After ``env.step`` record the reward with ``observe``."""
-
-    memory: Memory = field(repr=False)
-    previous_action: int = -1
-    """-1 before the first action of a trial."""
-    previous_reward: float = 0.0
-
-    def observe(self, reward: float) -> MetaA2CState:
-        return replace(self, previous_reward=float(reward))
-
-
-@dataclass
-class Rollout:
-    """The steps since the last update: what the LSTM read and what happened."""
-
-    start_memory: Memory | None = None
-    end_memory: Memory | None = None
-    """The memory after the last step; if the trial moved on without the rollout (``play``), it is closed."""
-    inputs: list[torch.Tensor] = field(default_factory=list)
-    actions: list[int] = field(default_factory=list)
-    masks: list[torch.Tensor] = field(default_factory=list)
-    rewards: list[float] = field(default_factory=list)
-    dones: list[bool] = field(default_factory=list)
-    """The episode ended after this step."""
-    cuts: list[bool] = field(default_factory=list)
-    """Returns stop after this step and nothing bootstraps across it (an episode end, except under RL²; an episode
-    abandoned unfinished)."""
-
-    def add(self, inputs: torch.Tensor, action: int, mask: torch.Tensor, reward: float, done: bool, cut: bool) -> None:
-        self.inputs.append(inputs)
-        self.actions.append(action)
-        self.masks.append(mask)
-        self.rewards.append(reward)
-        self.dones.append(done)
-        self.cuts.append(cut)
 
 
 class MetaA2CNetwork(nn.Module):
@@ -157,6 +121,13 @@ class MetaA2C(Agent):
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.trial_state = self.initial_state()  # the trial's memory: what learn and play act from
         self.rollout = Rollout()
+        self._reset_copies()
+
+    def _reset_copies(self) -> None:
+        """With a vector env: each copy's trial state and rollout, and whether its episode is unfinished."""
+        self.trial_states = [self.initial_state() for _ in range(self.num_envs)]
+        self.rollouts = [Rollout() for _ in range(self.num_envs)]
+        self.mid_episode = [False] * self.num_envs
 
     def initial_state(self) -> MetaA2CState:
         zeros = torch.zeros(1, self.config.hidden_size)
@@ -166,6 +137,7 @@ class MetaA2C(Agent):
         """Start a new trial (e.g. a new dataset): clear the memory; an unfinished rollout is dropped."""
         super().reset_trial()
         self.trial_state, self.rollout = self.initial_state(), Rollout()
+        self._reset_copies()
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any], env, source: str | Path = "the checkpoint") -> MetaA2C:
@@ -244,6 +216,19 @@ class MetaA2C(Agent):
 
     def play(self, total_steps: int, callback: StepCallback | None = None, deterministic: bool = False) -> MetaA2C:
         """Act without learning; the memory still evolves over the trial (in-context adaptation)."""
+        if self.vectorized:
+            step = 0
+            while step < total_steps:
+                observations = self._begin_vector("play")
+                acted = [self._act(observations[c], self.trial_states[c], deterministic) for c in range(self.num_envs)]
+                rewards, dones, infos = self._vector_step([action for action, *_ in acted])
+                for index, (_, _, _, state) in enumerate(acted):
+                    self.trial_states[index] = self._after_step(state, rewards[index], dones[index])
+                    self.mid_episode[index] = not dones[index]
+                step += self.num_envs
+                if not self._notify_copies(callback, step - self.num_envs, rewards, dones, infos):
+                    break
+            return self
         for step in range(1, total_steps + 1):
             action, _, _, state = self._act(self._begin_step("play"), self.trial_state, deterministic)
             reward, done, info = self._env_step(action)
@@ -254,6 +239,8 @@ class MetaA2C(Agent):
 
     # -- learning -----------------------------------------------------------------------------------------
     def learn(self, total_steps: int, callback: StepCallback | None = None) -> MetaA2C:
+        if self.vectorized:
+            return self._learn_vector(total_steps, callback)
         for _ in range(total_steps):
             observation = self._begin_step("learn")
             if not self.rollout.inputs:
@@ -270,10 +257,74 @@ class MetaA2C(Agent):
                 break
         return self
 
+    def _begin_vector(self, owner: str) -> np.ndarray:
+        """``_begin_step`` for the copies: after a reset (a switch between learn and play, a fresh env) a copy whose
+        episode was unfinished and that starts empty has abandoned it; one the env put back (a resumed search)
+        continues it. A rollout that ``play`` interrupted is learned from at once."""
+        fresh = self._observation is None or self._episode_owner != owner
+        observations = self._vector_observations(owner)
+        if fresh:
+            for index in range(self.num_envs):
+                if self.mid_episode[index] and self.space.steps(observations[index]) == 0:
+                    rollout = self.rollouts[index]
+                    if rollout.dones and not rollout.dones[-1]:
+                        rollout.dones[-1] = rollout.cuts[-1] = True
+                    self.trial_states[index] = self._episode_end(self.trial_states[index])
+                    self.mid_episode[index] = False
+        if owner == "learn" and self.rollouts[0].inputs:
+            moved = [
+                not all(map(torch.equal, rollout.end_memory, state.memory))
+                for rollout, state in zip(self.rollouts, self.trial_states, strict=True)
+            ]
+            if any(moved):
+                self._update_vector()
+        return observations
+
+    def _learn_vector(self, total_steps: int, callback: StepCallback | None) -> MetaA2C:
+        target = self.num_timesteps + total_steps
+        while self.num_timesteps < target:
+            observations = self._begin_vector("learn")
+            if not self.rollouts[0].inputs:
+                for rollout, state in zip(self.rollouts, self.trial_states, strict=True):
+                    rollout.start_memory = state.memory
+            acted = [self._act(observations[c], self.trial_states[c], False) for c in range(self.num_envs)]
+            rewards, dones, infos = self._vector_step([action for action, *_ in acted])
+            for index, (action, inputs, mask, state) in enumerate(acted):
+                reward, done = float(rewards[index]), bool(dones[index])
+                self.trial_states[index] = self._after_step(state, reward, done)
+                self.mid_episode[index] = not done
+                rollout = self.rollouts[index]
+                rollout.add(inputs, action, mask, reward, done, done and self.config.memory != "rl2")
+                rollout.end_memory = self.trial_states[index].memory
+            self.num_timesteps += self.num_envs
+            if len(self.rollouts[0].inputs) == self.config.n_steps:
+                self._update_vector()
+            if not self._notify_copies(callback, self.num_timesteps - self.num_envs, rewards, dones, infos):
+                break
+        return self
+
+    @one_thread()
+    def _update_vector(self) -> None:
+        """One update on the copies' rollouts: each copy's losses as ``_losses`` computes them, averaged."""
+        terms = [
+            self._losses(rollout, state, observation)
+            for rollout, state, observation in zip(self.rollouts, self.trial_states, self._observation, strict=True)
+        ]
+        policy_loss, value_loss, entropy = (torch.stack([term[part] for term in terms]).mean() for part in range(3))
+        self._step(policy_loss, value_loss, entropy, torch.cat([term[3] for term in terms]))
+        self.rollouts = [Rollout() for _ in range(self.num_envs)]
+
     @one_thread()
     def _update(self) -> None:
         """One n-step advantage actor-critic step on the rollout."""
-        cfg, rollout = self.config, self.rollout
+        policy_loss, value_loss, entropy, returns = self._losses(self.rollout, self.trial_state, self._observation)
+        self._step(policy_loss, value_loss, entropy, returns)
+        self.rollout = Rollout()
+
+    def _losses(self, rollout: Rollout, trial_state: MetaA2CState, observation: np.ndarray | None):
+        """Policy loss, value loss, entropy and returns of one rollout, replayed through the LSTM with gradients;
+        ``trial_state`` and ``observation`` are where the trial stands after it (to bootstrap from)."""
+        cfg = self.config
         memory, logits, values = rollout.start_memory, [], []
         for i, inputs in enumerate(rollout.inputs):  # replay the rollout through the LSTM, now with gradients
             if i > 0 and rollout.dones[i - 1] and cfg.memory != "rl2":
@@ -286,9 +337,9 @@ class MetaA2C(Agent):
         with torch.no_grad():  # bootstrap from the value of the next state unless returns stop here
             next_value = 0.0
             if not rollout.cuts[-1]:  # under RL² after an episode end: the next episode's first state
-                observation = self.space.observe(()) if rollout.dones[-1] else self._observation
-                inputs = self._inputs(observation, self.trial_state)
-                next_value = float(self.network(inputs[None], self.trial_state.memory)[1][0])
+                observation = self.space.observe(()) if rollout.dones[-1] else observation
+                inputs = self._inputs(observation, trial_state)
+                next_value = float(self.network(inputs[None], trial_state.memory)[1][0])
         returns = torch.tensor(n_step_returns(rollout.rewards, rollout.cuts, cfg.gamma, next_value))
         advantages = returns - values.detach()
 
@@ -296,12 +347,18 @@ class MetaA2C(Agent):
         policy_loss = -(distribution.log_prob(torch.tensor(rollout.actions)) * advantages).mean()
         value_loss = nn.functional.mse_loss(values, returns)
         entropy = distribution.entropy().mean()
+        return policy_loss, value_loss, entropy, returns
+
+    def _step(
+        self, policy_loss: torch.Tensor, value_loss: torch.Tensor, entropy: torch.Tensor, returns: torch.Tensor
+    ) -> None:
+        """The optimiser step on A2C's loss, then the metrics."""
+        cfg = self.config
         loss = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy
         self.optimizer.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(self.network.parameters(), cfg.max_grad_norm)
         self.optimizer.step()
-        self.rollout = Rollout()
         self._report(
             {
                 "loss": loss.item(),
@@ -320,33 +377,22 @@ class MetaA2C(Agent):
             "generator": self.generator.get_state(),
             "trial_state": dataclasses.asdict(self.trial_state),  # plain dicts of tensors and numbers (copies)
             "rollout": dataclasses.asdict(self.rollout),
+            "copies": {
+                "trial_states": [dataclasses.asdict(state) for state in self.trial_states],
+                "rollouts": [dataclasses.asdict(rollout) for rollout in self.rollouts],
+                "mid_episode": list(self.mid_episode),
+            },
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.network.load_state_dict(state["network"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
-        trial_state, rollout = copy.deepcopy(state["trial_state"]), copy.deepcopy(state["rollout"])
-        self.trial_state = MetaA2CState(**{**trial_state, "memory": _memory(trial_state["memory"])})
-        memories = {key: _memory(rollout[key]) for key in ("start_memory", "end_memory")}
-        rollout.setdefault("cuts", list(rollout["dones"]))  # saved before cuts existed: returns stopped at dones
-        self.rollout = Rollout(**{**rollout, **memories})
-
-
-def n_step_returns(rewards: list[float], cuts: list[bool], gamma: float, next_value: float) -> list[float]:
-    """Discounted returns of a rollout, bootstrapped from ``next_value``; a return stops after a step that cuts."""
-    returns, running = [], next_value
-    for reward, cut in zip(reversed(rewards), reversed(cuts), strict=True):
-        running = reward + gamma * running * (1.0 - cut)
-        returns.append(running)
-    return returns[::-1]
-
-
-def _memory(stored: Any) -> Memory | None:
-    """A memory as ``Memory``: a (hidden, cell) pair of (1, hidden_size) tensors."""
-    if stored is None:
-        return None
-    hidden, cell = stored
-    if not (isinstance(hidden, torch.Tensor) and isinstance(cell, torch.Tensor) and hidden.shape == cell.shape):
-        raise ValueError("a memory that is not a pair of equal-shaped tensors")
-    return hidden, cell
+        self.trial_state, self.rollout = read_trial_state(state["trial_state"]), read_rollout(state["rollout"])
+        copies = state.get("copies")  # saved before vector envs, or for another number of copies: new trials
+        if copies is None or len(copies["trial_states"]) != self.num_envs:
+            self._reset_copies()
+            return
+        self.trial_states = [read_trial_state(stored) for stored in copies["trial_states"]]
+        self.rollouts = [read_rollout(stored) for stored in copies["rollouts"]]
+        self.mid_episode = list(copies["mid_episode"])

@@ -1,4 +1,8 @@
-"""Random search: every NAS paper's baseline. Uniform over the actions that keep the network valid."""
+"""Random search: every NAS paper's baseline. Uniform over the actions that keep the network valid.
+
+With a vector env the copies' actions are drawn in copy order from the one generator, so a run depends on
+``num_envs`` but is exact to resume.
+"""
 
 from __future__ import annotations
 
@@ -35,11 +39,23 @@ class RandomSearch(Agent):
         return int(self.rng.choice(np.flatnonzero(allowed))), state
 
     def learn(self, total_steps: int, callback: StepCallback | None = None) -> RandomSearch:
+        if self.vectorized:
+            return self._learn_vector(total_steps, callback)
         for _ in range(total_steps):
             action, _ = self.predict(self._current_observation("learn"))
             reward, done, info = self._env_step(action)
             self.num_timesteps += 1
             if not self._notify(callback, self.num_timesteps, reward, done, info):
+                break
+        return self
+
+    def _learn_vector(self, total_steps: int, callback: StepCallback | None) -> RandomSearch:
+        target = self.num_timesteps + total_steps
+        while self.num_timesteps < target:
+            observations = self._vector_observations("learn")
+            rewards, dones, infos = self._vector_step([self.predict(observation)[0] for observation in observations])
+            self.num_timesteps += self.num_envs
+            if not self._notify_copies(callback, self.num_timesteps - self.num_envs, rewards, dones, infos):
                 break
         return self
 

@@ -10,6 +10,10 @@ environment's semantics stay exact). The update is Zoph & Le's policy gradient
 
 with b an exponential moving average of past rewards. ``reward="final"`` (their setting) makes R_k the final
 accuracy; with ``reward="per_step"`` each decision gets its discounted reward-to-go.
+
+With a vector env of ``N`` copies the batch's episodes are played ``N`` at a time: a free copy takes the next episode
+of the batch, and a copy with none left holds (``nasgym.core.vector_env.HOLD``) until the batch is complete and the
+update has sampled the next one. The batch is still evaluated as one before its first step.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ import torch
 from torch import nn
 from torch.distributions import Categorical
 
-from agents.base import Agent, StepCallback, seeded
+from agents.base import Agent, StepCallback, is_vector, seeded
 from agents.encoding import masked_logits, masks, one_thread
 from agents.hyperparameters import Fraction, NonNegativeFloat, PositiveFloat, PositiveInt, Seed, validate
+from nasgym.core.vector_env import HOLD
 
 
 @dataclass
@@ -88,6 +93,13 @@ class Reinforce(Agent):
         self._batch_rewards: list[list[float]] = []  # per finished episode of the batch: its step rewards
         self._batch_evaluated = False  # this process already asked the evaluator for the batch
         self._episode_rewards: list[float] = []
+        self._reset_copies()
+
+    def _reset_copies(self) -> None:
+        """With a vector env: rewards so far per episode of the batch, the episode each copy plays (-1: none)."""
+        self._member_rewards: list[list[float]] = []
+        self._assigned = [-1] * self.num_envs
+        self._next_member = 0
 
     @property
     def policy(self) -> nn.Module:
@@ -97,6 +109,7 @@ class Reinforce(Agent):
         """Drop the unfinished batch: its rewards belong to the last trial's dataset."""
         super().reset_trial()
         self._batch, self._batch_rewards = None, []
+        self._reset_copies()
 
     # -- acting -------------------------------------------------------------------------------------------
     def _choose(self, logits: torch.Tensor, mask: torch.Tensor, deterministic: bool) -> torch.Tensor:
@@ -134,16 +147,25 @@ class Reinforce(Agent):
 
     def _evaluate_batch(self) -> None:
         """Ask the environment for every reward the batch's unfinished episodes will need, as one batch."""
-        try:
-            prefetch = self.env.get_wrapper_attr("prefetch")
-        except AttributeError:  # an environment without batch evaluation answers each step on its own
-            prefetch = None
+        if is_vector(self.env):
+            prefetch = getattr(self.env.unwrapped, "prefetch", None)
+            unfinished = [
+                a for a, rewards in zip(self._batch, self._member_rewards, strict=True) if len(rewards) < len(a)
+            ]
+        else:
+            try:
+                prefetch = self.env.get_wrapper_attr("prefetch")
+            except AttributeError:  # an environment without batch evaluation answers each step on its own
+                prefetch = None
+            unfinished = self._batch[len(self._batch_rewards) :]
         if prefetch is not None:
-            prefetch(self._batch[len(self._batch_rewards) :])
+            prefetch(unfinished)
         self._batch_evaluated = True
 
     # -- learning -----------------------------------------------------------------------------------------
     def learn(self, total_steps: int, callback: StepCallback | None = None) -> Reinforce:
+        if self.vectorized:
+            return self._learn_vector(total_steps, callback)
         for _ in range(total_steps):
             if self._batch is None:
                 self._batch, self._batch_rewards, self._batch_evaluated = self._sample_architectures(), [], False
@@ -167,6 +189,54 @@ class Reinforce(Agent):
             if not self._notify(callback, self.num_timesteps, reward, done, info):
                 break
         return self
+
+    def _learn_vector(self, total_steps: int, callback: StepCallback | None) -> Reinforce:
+        target = self.num_timesteps + total_steps
+        while self.num_timesteps < target:
+            if self._batch is None:
+                self._batch, self._batch_rewards, self._batch_evaluated = self._sample_architectures(), [], False
+                self._reset_copies()
+                self._member_rewards = [[] for _ in self._batch]
+            if not self._batch_evaluated:
+                self._evaluate_batch()
+            self._check_copies(self._vector_observations("learn"))
+            for copy in range(self.num_envs):
+                if self._assigned[copy] < 0 and self._next_member < len(self._batch):
+                    self._assigned[copy], self._next_member = self._next_member, self._next_member + 1
+            playing = list(self._assigned)
+            actions = [HOLD if k < 0 else self._batch[k][len(self._member_rewards[k])] for k in playing]
+            rewards, dones, infos = self._vector_step(actions)
+            events = []
+            for copy, k in enumerate(playing):
+                if k < 0:
+                    continue
+                self._member_rewards[k].append(float(rewards[copy]))
+                self.num_timesteps += 1
+                if bool(dones[copy]) != (len(self._member_rewards[k]) == len(self._batch[k])):
+                    raise RuntimeError(
+                        f"the environment ended episode {self._batch[k]} after {len(self._member_rewards[k])} steps"
+                    )
+                if dones[copy]:
+                    self._assigned[copy] = -1
+                events.append((self.num_timesteps, float(rewards[copy]), bool(dones[copy]), infos[copy], copy))
+            if all(len(r) == len(a) for a, r in zip(self._batch, self._member_rewards, strict=True)):
+                self._batch_rewards = self._member_rewards
+                self._update()
+                self._batch = None
+            if not all(self._notify(callback, *event) for event in events):
+                break
+        return self
+
+    def _check_copies(self, observations: np.ndarray) -> None:
+        """Each copy must stand where its episode of the batch left off. After a reset that did not put an
+        unfinished episode back (a fresh env), that episode starts over."""
+        for copy, k in enumerate(self._assigned):
+            actions = list(self.space.actions(observations[copy]))
+            if k < 0 or actions == self._batch[k][: len(self._member_rewards[k])]:
+                continue
+            if actions:
+                raise RuntimeError(f"copy {copy} stands at {actions}, not at the start of {self._batch[k]}")
+            self._member_rewards[k] = []
 
     @one_thread()
     def _update(self) -> None:
@@ -225,6 +295,11 @@ class Reinforce(Agent):
             "baseline": self.baseline,
             "batch": self._batch,
             "batch_rewards": self._batch_rewards,
+            "copies": {
+                "member_rewards": self._member_rewards,
+                "assigned": list(self._assigned),
+                "next_member": self._next_member,
+            },
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -234,6 +309,16 @@ class Reinforce(Agent):
         self.baseline = state["baseline"]
         self._batch, self._batch_rewards = state["batch"], state["batch_rewards"]
         self._batch_evaluated = False
+        self._reset_copies()
+        copies = state.get("copies")
+        if self.vectorized and self._batch is not None:
+            if copies is not None and len(copies["assigned"]) == self.num_envs and copies["member_rewards"]:
+                self._member_rewards = [list(rewards) for rewards in copies["member_rewards"]]
+                self._assigned, self._next_member = list(copies["assigned"]), int(copies["next_member"])
+            else:  # saved with another number of copies: the finished episodes count, the others start over
+                done = [list(rewards) for rewards in self._batch_rewards]
+                self._member_rewards = done + [[] for _ in self._batch[len(done) :]]
+                self._next_member = len(done)
         unfinished = (self._batch or [])[len(self._batch_rewards) :]
         if not all(self._playable(actions) for actions in unfinished):
             self.reset_trial()  # loaded into an environment with smaller images: the batch cannot be played

@@ -10,6 +10,7 @@ import psutil
 import torch
 from gymnasium import spaces
 from stable_baselines3.common.buffers import BaseBuffer, ReplayBuffer
+from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
 from nasgym.core.errors import ConfigError
 
@@ -34,8 +35,8 @@ class SeededReplayBuffer(ReplayBuffer):
         optimize_memory_usage: bool = False,
         seed: int = 0,
     ):
-        if n_envs != 1 or optimize_memory_usage:
-            raise ValueError("SeededReplayBuffer stores one environment's transitions, next observations apart")
+        if optimize_memory_usage:
+            raise ValueError("SeededReplayBuffer stores next observations apart")
         BaseBuffer.__init__(self, 0, observation_space, action_space, device, n_envs)  # no storage yet: size 0
         self.rng = np.random.default_rng(seed)
 
@@ -72,13 +73,24 @@ class SeededReplayBuffer(ReplayBuffer):
 
     def sample(self, batch_size: int, env: Any = None):
         upper_bound = self.buffer_size if self.full else self.pos
-        return self._get_samples(self.rng.integers(0, upper_bound, size=batch_size), env=env)
+        rows = self.rng.integers(0, upper_bound, size=batch_size)
+        if self.n_envs == 1:
+            return self._get_samples(rows, env=env)
+        copies = self.rng.integers(0, self.n_envs, size=batch_size)  # SB3 draws these from NumPy's global generator
+        data = (
+            self._normalize_obs(self.observations[rows, copies, :], env),
+            self.actions[rows, copies, :],
+            self._normalize_obs(self.next_observations[rows, copies, :], env),
+            (self.dones[rows, copies] * (1 - self.timeouts[rows, copies])).reshape(-1, 1),
+            self._normalize_reward(self.rewards[rows, copies].reshape(-1, 1), env),
+        )
+        return ReplayBufferSamples(*tuple(map(self.to_torch, data)))
 
     def state_dict(self) -> dict[str, Any]:
         """The stored transitions as tensors, the write position and the sampling generator."""
         filled = self.size() if self.allocated else 0
         return {
-            "capacity": self.buffer_size,
+            "capacity": self.buffer_size * self.n_envs,  # transitions: storage holds n_envs per row
             "pos": self.pos,
             "full": self.full,
             "rng": self.rng.bit_generator.state,
@@ -87,15 +99,33 @@ class SeededReplayBuffer(ReplayBuffer):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.release()
+        arrays = {name: stored.numpy() for name, stored in state["arrays"].items()}
+        pos, full = int(state["pos"]), bool(state["full"])
+        if arrays and arrays["rewards"].shape[1] != self.n_envs:  # saved with another number of env copies
+            arrays, pos, full = self._relaid(arrays, pos, full, int(state["capacity"]))
         if state["capacity"]:
             self.allocate(int(state["capacity"]), "the size stored in the checkpoint")
             for name in ARRAYS:
-                stored = state["arrays"][name].numpy()
-                getattr(self, name)[: len(stored)] = stored
-        self.pos, self.full = int(state["pos"]), bool(state["full"])
+                getattr(self, name)[: len(arrays[name])] = arrays[name]
+        self.pos, self.full = pos, full
         if not 0 <= self.pos <= self.buffer_size:
             raise ValueError(f"replay position {self.pos} outside a buffer of {self.buffer_size}")
         self.rng.bit_generator.state = state["rng"]
+
+    def _relaid(
+        self, arrays: dict[str, np.ndarray], pos: int, full: bool, capacity: int
+    ) -> tuple[dict[str, np.ndarray], int, bool]:
+        """Transitions stored ``k`` per row (``k`` env copies) as ``n_envs`` per row, oldest first; the newest that
+        fill whole rows are kept."""
+        rows = capacity // self.n_envs
+        relaid = {}
+        for name, stored in arrays.items():
+            ordered = np.roll(stored, -pos, axis=0) if full else stored  # oldest row first
+            transitions = ordered.reshape(-1, *stored.shape[2:])
+            kept = min(len(transitions) // self.n_envs, rows) * self.n_envs
+            relaid[name] = transitions[len(transitions) - kept :].reshape(-1, self.n_envs, *stored.shape[2:])
+        filled = len(relaid["rewards"])
+        return relaid, filled % rows, filled == rows
 
 
 def _gib(n_bytes: float) -> str:

@@ -165,3 +165,27 @@ def test_transfer_with_ray_starts_each_held_out_phase_after_the_training_it_cont
              for v in ("frozen", "fine_tuned", "scratch")}  # fmt: skip
     assert steps == {"frozen": 4, "fine_tuned": 4 + 3, "scratch": 3}  # frozen and fine-tuned began from the policy
     assert json.loads((out / "results.json").read_text())["settings"]["env_options"]["backend"] == "ray"
+
+
+def test_a_search_over_copies_hands_ray_each_steps_networks_as_one_batch(ray, tmp_path):
+    """``--num-envs 2 --ray``: both copies' networks of a step go to Ray in one call, and train in Ray workers."""
+    path = tmp_path / "rewards.sqlite"
+    options = {**TINY, "max_samples": 150, "backend": "ray", "cache_path": str(path)}
+    envs = gym.make_vec("NAS-v0", num_envs=2, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP, **options)
+    evaluator, calls = envs.unwrapped.evaluator, []
+    evaluate = evaluator.evaluate
+
+    def recording(architectures, *args, **kwargs):
+        trained = evaluator.stats.trained
+        evaluations = evaluate(architectures, *args, **kwargs)
+        calls.append((len(architectures), evaluator.stats.trained - trained))
+        return evaluations
+
+    evaluator.evaluate = recording
+    settings = SearchSettings("random", "digits", steps=6, env_options=options, num_envs=2)
+    summary = run_search(tmp_path / "run", settings, progress=False, env=envs)
+    rows = RunFolder(tmp_path / "run").episodes()
+    assert [row.env for row in rows] == [0, 1] * 3 and summary["trained"] == sum(trained for _, trained in calls)
+    assert (2, 2) in calls and all(trained == 0 for asked, trained in calls if asked == 1)
+    cache = RewardCache(path)
+    assert all("ray worker" in cache.get(evaluator.key(Architecture.parse(row.architecture))).execution for row in rows)

@@ -148,10 +148,16 @@ class NASEnv(gym.Env[np.ndarray, int]):
 
     # -- Gymnasium API ------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """The empty network; ``options={"actions": [...]}`` starts from a partial network instead (a resumed
+        search puts an unfinished episode back; nothing is rewarded), which must be valid and not ended."""
         super().reset(seed=seed)
-        self.architecture = Architecture(())
+        architecture = Architecture(tuple((options or {}).get("actions", ())))
+        ended = architecture.is_terminated or len(architecture) >= self.max_layers
+        if architecture and (ended or not architecture.is_valid(self.image_size, self.max_layers)):
+            raise ArchitectureError(f"cannot start an episode from {architecture}: it is invalid or already ended")
+        self.architecture = architecture
         self._done = False
-        return self._observation(), {"architecture": "", "layers": 0}
+        return self._observation(), {"architecture": str(architecture), "layers": len(architecture)}
 
     def step(self, action: int):
         if self._done:

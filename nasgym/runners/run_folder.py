@@ -28,6 +28,7 @@ from nasgym.core.search_space import Architecture
 EPISODE_COLUMNS = (
     "step",
     "episode",
+    "env",
     "episode_step",
     "action",
     "architecture",
@@ -42,8 +43,10 @@ EPISODE_COLUMNS = (
     "failure",
     "best_reward",
 )
-"""``trained``: this step's network was trained in this session, not answered by the reward cache or a repeat (the
-first step that needs it is credited, even when an agent had the evaluator train a batch ahead of time);
+"""``env``: the environment copy the step was taken in (0..num_envs-1; episodes of several copies interleave, each
+keeping its own ``episode`` number); ``trained``: this step's network was trained in this session, not answered by
+the reward cache or a repeat (the first step that needs it is credited, even when an agent had the evaluator train a
+batch ahead of time);
 ``best_reward``: the best reward so far. The reward columns are empty on steps without a reward."""
 RESUME_ADVICE = "free space and continue with --resume"
 
@@ -67,6 +70,8 @@ class EpisodeRow:
     parameters: int | None
     failure: str
     best_reward: float
+    env: int = 0
+    """The environment copy (``nasgym search --num-envs``); 0 in logs written before copies existed."""
 
     @property
     def rewarded(self) -> bool:
@@ -96,6 +101,7 @@ class EpisodeRow:
             parameters=int(row["parameters"]) if rewarded else None,
             failure=row["failure"] if row["failure"] != "None" else "",
             best_reward=float(row["best_reward"]),
+            env=int(row.get("env") or 0),
         )
 
 

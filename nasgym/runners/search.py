@@ -4,6 +4,10 @@ The checkpoint is taken at episode ends, at most every ``checkpoint_seconds``, a
 continues from it: rows after it are dropped and redone, and their rewards come back from the reward cache. A
 checkpoint holds the agent's whole state (weights, optimiser, random generators, unfinished batches), so the
 redone steps are the ones that were lost.
+
+``num_envs`` above 1 runs that many episodes at once in ``NAS-v0``'s vector env, whose copies' networks reach the
+evaluator as one batch per step; the log's ``env`` column says which copy took a step. A checkpoint is then taken
+after a whole vector step, and a resume puts the copies' unfinished episodes back from the log.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from nasgym.core import settings
 from nasgym.core.config import BackendConfig, make_configs
 from nasgym.core.errors import ConfigError, NasGymError
 from nasgym.core.protocols import DEFAULT_PROTOCOL
-from nasgym.runners.episode_log import EpisodeLogger, ProgressLog
+from nasgym.runners.episode_log import EpisodeLogger, ProgressLog, VectorEpisodeLogger
 from nasgym.runners.experiments.plots import plot_search
 from nasgym.runners.run_folder import EpisodeRow, RunFolder
 
@@ -45,6 +49,8 @@ class SearchSettings:
     agent_options: dict[str, Any] = field(default_factory=dict)
     protocol: str = DEFAULT_PROTOCOL
     """The protocol (``nasgym.core.protocols``) the options came from, named in run.json and every report."""
+    num_envs: int = 1
+    """Episodes run at once (``--num-envs``): copies of the environment whose networks are evaluated as one batch."""
 
     def comparable(self) -> dict[str, Any]:
         """What must match for a search to continue another: every environment option with its default filled
@@ -89,6 +95,20 @@ def _resume_step(folder: RunFolder, settings: SearchSettings, resume: bool) -> i
     return step
 
 
+def _make_env(settings: SearchSettings) -> gym.Env | gym.vector.VectorEnv:
+    """``NAS-v0``, or with ``num_envs`` above 1 its vector env (copies sharing one evaluator), resetting a copy in
+    the step that ends its episode as agents expect."""
+    if settings.num_envs == 1:
+        return gym.make("NAS-v0", dataset=settings.dataset, **settings.env_options)
+    return gym.make_vec(
+        "NAS-v0",
+        num_envs=settings.num_envs,
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+        dataset=settings.dataset,
+        **settings.env_options,
+    )
+
+
 def _agent(settings: SearchSettings, env: gym.Env, folder: RunFolder, start_step: int, start_from: Path | None):
     if start_step:  # a checkpoint of another agent is refused before anything is built
         return agents.load(folder.checkpoint, env, agent=settings.agent)
@@ -120,13 +140,21 @@ def run_search(
         raise ConfigError(f"steps must be a positive number of environment steps, got {settings.steps!r}")
     if not (isinstance(checkpoint_seconds, (int, float)) and checkpoint_seconds >= 0):
         raise ConfigError(f"checkpoint seconds must be a number >= 0, got {checkpoint_seconds!r}")
+    num_envs = settings.num_envs
+    if not (isinstance(num_envs, int) and not isinstance(num_envs, bool) and num_envs >= 1):
+        raise ConfigError(f"num_envs must be a positive number of environment copies, got {num_envs!r}")
+    if env is not None and (env.num_envs if isinstance(env, gym.vector.VectorEnv) else 1) != num_envs:
+        raise ConfigError(f"num_envs is {num_envs}, but the env given runs {getattr(env, 'num_envs', 1)} copies")
     agents.make_config(settings.agent, **settings.agent_options)  # bad hyperparameters fail before any work
     folder = RunFolder(out_dir)
     with folder.locked():
         start_step = _resume_step(folder, settings, resume)
         if env is None:
-            env = gym.make("NAS-v0", dataset=settings.dataset, **settings.env_options)
-        logged_env = EpisodeLogger(env, folder, resume_step=start_step)
+            env = _make_env(settings)
+        if isinstance(env, gym.vector.VectorEnv):
+            logged_env = VectorEpisodeLogger(env, folder, resume_step=start_step)
+        else:
+            logged_env = EpisodeLogger(env, folder, resume_step=start_step)
         try:
             agent = _agent(settings, logged_env, folder, start_step, Path(start_from) if start_from else None)
             folder.write_settings(asdict(settings))  # only once the agent exists; on resume the budget may grow
@@ -138,7 +166,7 @@ def run_search(
 def _search(
     folder: RunFolder,
     settings: SearchSettings,
-    env: EpisodeLogger,
+    env: EpisodeLogger | VectorEpisodeLogger,
     agent: agents.Agent,
     start_step: int,
     progress: bool,
@@ -157,11 +185,14 @@ def _search(
     )
     last_save = time.monotonic()
 
+    step = start_step
+
     def on_step(event: dict[str, Any]) -> None:
-        nonlocal last_save
+        nonlocal last_save, step
+        step += 1  # the event's row (the env's count is already past every copy of a vector step)
         bar.update(1)
-        log.step(env.step_count, event["reward"], env.best_reward)
-        bar.set_postfix(best=f"{env.best_reward:.4f}", arch=event["info"]["architecture"])
+        log.step(step, event["reward"], env.best_at(step))
+        bar.set_postfix(best=f"{env.best_at(step):.4f}", arch=event["info"]["architecture"])
         if event["terminated"] and time.monotonic() - last_save >= checkpoint_seconds:
             agent.save(folder.checkpoint, {"search_steps": env.step_count})  # the agent is done with this step
             last_save = time.monotonic()

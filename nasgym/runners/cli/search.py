@@ -35,6 +35,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", action="store_true", help="continue the search in --out from its checkpoint")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="the agent's seed (default 0)")
     parser.add_argument(
+        "--num-envs",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="episodes run at once, in N copies of the environment whose networks are evaluated as one batch per "
+        "step (with --ray, trained side by side on the cluster) (default 1)",
+    )
+    parser.add_argument(
         "--set",
         dest="hyperparameters",
         type=hyperparameter,
@@ -76,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         env_options=env_options(args, protocol_env=protocol.agent_env(args.agent)),
         agent_options={**protocol.hyperparameters(args.agent), "seed": args.seed, **hyperparameters},
         protocol=protocol.name,
+        num_envs=args.num_envs,
     )
     summary = run_search(
         out,
