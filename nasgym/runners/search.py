@@ -20,9 +20,11 @@ from tqdm.auto import tqdm
 
 import agents
 from nasgym.core import settings
-from nasgym.core.config import BackendConfig, make_configs
+from nasgym.core.config import BackendConfig
 from nasgym.core.errors import ConfigError, NasGymError
 from nasgym.core.protocols import DEFAULT_PROTOCOL
+from nasgym.runners.curriculum import Curriculum
+from nasgym.runners.envs import NAS_V0, ZOPHLE, check_env_id, flat_settings
 from nasgym.runners.episode_log import EpisodeLogger, ProgressLog
 from nasgym.runners.experiments.plots import plot_search
 from nasgym.runners.run_folder import EpisodeRow, RunFolder
@@ -45,12 +47,15 @@ class SearchSettings:
     agent_options: dict[str, Any] = field(default_factory=dict)
     protocol: str = DEFAULT_PROTOCOL
     """The protocol (``nasgym.core.protocols``) the options came from, named in run.json and every report."""
+    env: str = NAS_V0
+    """The environment searched (``nasgym.runners.envs.ENV_IDS``)."""
+    curriculum: list[int] | None = None
+    """``[start, step, every]``: the depth grows during the search (``NAS-ZophLe-v0`` only; ``Curriculum``)."""
 
     def comparable(self) -> dict[str, Any]:
         """What must match for a search to continue another: every environment option with its default filled
         in (so a run stored before a new option existed still matches), as JSON, without what may change."""
-        env_config, train_config = make_configs(self.env_options)
-        options = {**settings.flatten(env_config), **settings.flatten(train_config)}
+        options = flat_settings(self.env, self.env_options)
         env_options = {k: v for k, v in options.items() if k not in REWARD_NEUTRAL_OPTIONS | {"dataset"}}
         comparable = {**asdict(self), "env_options": env_options}
         del comparable["steps"]  # the budget may grow
@@ -111,7 +116,7 @@ def run_search(
 ) -> dict[str, Any]:
     """Search for ``settings.steps`` environment steps in total and return the summary.
 
-    ``env`` replaces ``gym.make("NAS-v0", dataset=..., **env_options)`` (e.g. one with a custom evaluator).
+    ``env`` replaces ``gym.make(settings.env, dataset=..., **env_options)`` (e.g. one with a custom evaluator).
     ``start_from`` begins with a saved agent (a policy trained elsewhere; a new trial starts) instead of a
     new one, and ``learn=False`` runs its policy frozen (``agent.play``). Interrupted (Ctrl-C), it still
     writes the summary of the steps so far, then re-raises.
@@ -120,19 +125,33 @@ def run_search(
         raise ConfigError(f"steps must be a positive number of environment steps, got {settings.steps!r}")
     if not (isinstance(checkpoint_seconds, (int, float)) and checkpoint_seconds >= 0):
         raise ConfigError(f"checkpoint seconds must be a number >= 0, got {checkpoint_seconds!r}")
-    agents.make_config(settings.agent, **settings.agent_options)  # bad hyperparameters fail before any work
+    check_env_id(settings.env)
+    agent_config = agents.make_config(settings.agent, **settings.agent_options)  # bad ones fail before any work
+    curriculum = _curriculum(settings, agent_config)
     folder = RunFolder(out_dir)
     with folder.locked():
         start_step = _resume_step(folder, settings, resume)
         if env is None:
-            env = gym.make("NAS-v0", dataset=settings.dataset, **settings.env_options)
+            env = gym.make(settings.env, dataset=settings.dataset, **settings.env_options)
         logged_env = EpisodeLogger(env, folder, resume_step=start_step)
         try:
             agent = _agent(settings, logged_env, folder, start_step, Path(start_from) if start_from else None)
             folder.write_settings(asdict(settings))  # only once the agent exists; on resume the budget may grow
-            return _search(folder, settings, logged_env, agent, start_step, progress, checkpoint_seconds, learn)
+            if curriculum is not None:
+                curriculum.check(env.unwrapped.max_layers, getattr(agent_config, "architectures_per_update", None))
+            return _search(
+                folder, settings, logged_env, agent, start_step, progress, checkpoint_seconds, learn, curriculum
+            )
         finally:
             logged_env.close()
+
+
+def _curriculum(settings: SearchSettings, agent_config: Any) -> Curriculum | None:
+    if settings.curriculum is None:
+        return None
+    if settings.env != ZOPHLE:
+        raise ConfigError(f"a curriculum grows the depth of {ZOPHLE}'s networks; {settings.env} has none")
+    return Curriculum.of(settings.curriculum)
 
 
 def _search(
@@ -144,8 +163,12 @@ def _search(
     progress: bool,
     checkpoint_seconds: float,
     learn: bool,
+    curriculum: Curriculum | None = None,
 ) -> dict[str, Any]:
     log = ProgressLog(folder, start_step)
+    finished = sum(row.terminated for row in folder.episodes()[:start_step])
+    if curriculum is not None:
+        env.unwrapped.set_depth(curriculum.depth(finished, env.unwrapped.max_layers))
     agent.update_listener = lambda metrics: log.update({**metrics, "step": env.step_count})
     bar = tqdm(
         total=settings.steps,
@@ -158,8 +181,11 @@ def _search(
     last_save = time.monotonic()
 
     def on_step(event: dict[str, Any]) -> None:
-        nonlocal last_save
+        nonlocal last_save, finished
         bar.update(1)
+        if event["terminated"] and curriculum is not None:  # the agent is done with the episode: deepen now
+            finished += 1
+            env.unwrapped.set_depth(curriculum.depth(finished, env.unwrapped.max_layers))
         log.step(env.step_count, event["reward"], env.best_reward)
         bar.set_postfix(best=f"{env.best_reward:.4f}", arch=event["info"]["architecture"])
         if event["terminated"] and time.monotonic() - last_save >= checkpoint_seconds:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from nasgym.core.errors import ArchitectureError
@@ -223,9 +222,6 @@ class ZophLeArchitecture:
 
 
 def is_zophle_text(text: str) -> bool:
-    """Whether an architecture string is of this space (chain networks are written with c/m/a/t tokens, never 'x')."""
-    return "x" in text
+    """Whether an architecture string is of this space: its layers start with a digit, a chain's with c, m, a or t."""
+    return text[:1].isdigit()
 
-
-def parse_actions(actions: Sequence[int], strides: bool) -> ZophLeArchitecture:
-    return ZophLeArchitecture(tuple(int(action) for action in actions), strides)
