@@ -224,4 +224,3 @@ class ZophLeArchitecture:
 def is_zophle_text(text: str) -> bool:
     """Whether an architecture string is of this space: its layers start with a digit, a chain's with c, m, a or t."""
     return text[:1].isdigit()
-
