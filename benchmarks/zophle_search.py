@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default=None, help="where omniglot_small1 is prepared")
     parser.add_argument("--dataset", default="omniglot_small1")
     parser.add_argument("--layers", type=int, default=3)
-    parser.add_argument("--episodes", type=int, default=48, help="networks sampled per run")
+    parser.add_argument("--episodes", type=int, default=32, help="networks sampled per run")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)

@@ -293,3 +293,23 @@ def test_a_curriculum_on_nas_v0_is_refused(tmp_path, capsys):
     argv = ["search", "--curriculum", "1:1:2", "--steps", "3", "--out", str(tmp_path / "run"), *TINY_FLAGS]
     assert main(argv) == 2
     assert "has none" in capsys.readouterr().err
+
+
+def test_bench_agents_and_transfer_take_the_env_by_name(tmp_path, capsys):
+    flags = ["--env", "NAS-ZophLe-v0", "--layers", "1", "--no-progress", *TINY_FLAGS]
+    bench = tmp_path / "bench"
+    argv = ["bench", "agents", "--datasets", "digits", "--agents", "random,reinforce", "--steps", "8", "--seeds", "1"]
+    assert main([*argv, "--out", str(bench), *flags]) == 0
+    for agent in ("random", "reinforce"):
+        run = json.loads((bench / "runs" / "digits" / agent / "seed0" / "run.json").read_text())
+        assert run["env"] == "NAS-ZophLe-v0" and run["env_options"]["layers"] == 1
+    report = (bench / "report.md").read_text()
+    assert "Environment `NAS-ZophLe-v0`" in report and "Share of each action" not in report
+    # NasGym's protocol names NAS-v0 keywords (its observation encoding): they are left out, the rest applies.
+    transfer = tmp_path / "transfer"
+    argv = ["transfer", "--agent", "meta_a2c", "--train", "digits", "--eval", "digits", "--protocol", "nasgym2019"]
+    assert main([*argv, "--steps-train", "8", "--steps-eval", "4", "--out", str(transfer), *flags]) == 0
+    phases = sorted(transfer.glob("seed0/**/run.json"))
+    assert phases and all(json.loads(path.read_text())["env"] == "NAS-ZophLe-v0" for path in phases)
+    options = json.loads(phases[0].read_text())["env_options"]
+    assert "observation" not in options and options["init"] == "glorot"

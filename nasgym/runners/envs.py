@@ -46,6 +46,15 @@ def own_settings(env_id: str) -> list[settings.Setting]:
     return settings.settings_of(zophle_config.ZophLeConfig) if env_id == ZOPHLE else []
 
 
+def accepted(env_id: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` without the keywords only the other environment has: a protocol written for NAS-v0 (its
+    ``observation``, say) then serves NAS-ZophLe-v0 too, while keywords a user gives still reach the env and fail."""
+    if env_id == ZOPHLE:
+        return {k: v for k, v in options.items() if k not in zophle_config.CHAIN_ONLY}
+    own = {s.name for s in own_settings(ZOPHLE)}
+    return {k: v for k, v in options.items() if k not in own}
+
+
 def network_name(architecture: str) -> str:
     """The network an architecture string's reward belongs to (a chain's terminal layer dropped)."""
     if is_zophle_text(architecture):
