@@ -304,7 +304,7 @@ def test_bench_agents_and_transfer_take_the_env_by_name(tmp_path, capsys):
         run = json.loads((bench / "runs" / "digits" / agent / "seed0" / "run.json").read_text())
         assert run["env"] == "NAS-ZophLe-v0" and run["env_options"]["layers"] == 1
     report = (bench / "report.md").read_text()
-    assert "Environment `NAS-ZophLe-v0`" in report and "Share of each action" not in report
+    assert "environment `NAS-ZophLe-v0`" in report and "Share of each action" not in report
     # NasGym's protocol names NAS-v0 keywords (its observation encoding): they are left out, the rest applies.
     transfer = tmp_path / "transfer"
     argv = ["transfer", "--agent", "meta_a2c", "--train", "digits", "--eval", "digits", "--protocol", "nasgym2019"]

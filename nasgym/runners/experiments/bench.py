@@ -171,7 +171,7 @@ def _report(
     lines = [
         "# Agent benchmark",
         "",
-        f"Environment `{settings.env}`, protocol `{settings.protocol}`. Agents {', '.join(settings.agents)} on "
+        f"Protocol `{settings.protocol}`, environment `{settings.env}`. Agents {', '.join(settings.agents)} on "
         f"{', '.join(settings.datasets)}; "
         f"{'/'.join(map(str, budgets))} environment steps per run, {settings.seeds} seeds each, one shared reward "
         f"cache. {_design(settings)}. Values are the mean over seeds +- the half-width of the 95% Student-t "
