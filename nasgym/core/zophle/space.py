@@ -13,6 +13,8 @@ import functools
 import re
 from dataclasses import dataclass
 
+import numpy as np
+
 from nasgym.core.errors import ArchitectureError
 
 HEIGHT, WIDTH, FILTERS, STRIDE, ANCHOR = range(5)
@@ -88,13 +90,8 @@ class ZophLeArchitecture:
 
     def __post_init__(self) -> None:
         for position, action in enumerate(self.actions):
-            if not isinstance(action, int) or not 0 <= action < N_ACTIONS:
-                try:
-                    value = int(action)
-                except (TypeError, ValueError):
-                    value = -1
-                if value != action or not 0 <= value < N_ACTIONS:
-                    raise ArchitectureError(f"action {action!r} at position {position} is not in 0..{N_ACTIONS - 1}")
+            if not (isinstance(action, (int, np.integer)) and 0 <= action < N_ACTIONS):
+                raise ArchitectureError(f"action {action!r} at position {position} is not in 0..{N_ACTIONS - 1}")
         object.__setattr__(self, "actions", tuple(int(action) for action in self.actions))
 
     # -- reading the actions --------------------------------------------------------------------------------------
@@ -170,10 +167,9 @@ class ZophLeArchitecture:
         parts: list[str] = []
         text, layer = "", 0
         for action, token in zip(self.actions, self.tokens(), strict=True):
-            valid = action < token.choices
-            value = str(CHOICES[token.type][action]) if valid else f"?{action}"
+            value = str(CHOICES[token.type][action]) if action < token.choices else f"?{action}"
             if token.type == ANCHOR:
-                text += (":" if token.source == 0 else "") + (value if valid else f"?{action}")
+                text += (":" if token.source == 0 else "") + value
             elif token.type == STRIDE:
                 text += f"s{value}"
             else:
