@@ -99,6 +99,17 @@ def test_info_has_the_same_keys_and_types_every_step():
     assert all(shape == shapes[0] for shape in shapes)
 
 
+def test_a_gymnasium_vector_env_stacks_the_infos():
+    envs = gym.make_vec(
+        "NAS-ZophLe-v0", num_envs=2, evaluator=FunctionEvaluator(toy_reward, image_size=16), layers=2, image_size=16
+    )
+    envs.reset(seed=0)
+    for _ in range(len(schedule(2))):
+        _, rewards, terminated, _, info = envs.step(np.array([0, 1]))
+    assert terminated.all() and list(info["architecture"]) == ["1x1x24s1-1x1x24s1:0", "3x3x36s2-3x3x36s2:1"]
+    assert np.allclose(rewards, info["accuracy"]) and info["accuracy"].dtype == np.float64
+
+
 def test_architecture_text_round_trips_and_bad_text_is_one_clear_error():
     architecture = ZophLeArchitecture.parse("3x3x24s1-5x1x36s2:1-7x7x64s3:01")
     assert str(architecture) == "3x3x24s1-5x1x36s2:1-7x7x64s3:01"
