@@ -29,7 +29,9 @@ from torch.distributions import Categorical
 from agents.base import Agent, StepCallback, is_vector, seeded
 from agents.encoding import masked_logits, masks, one_thread
 from agents.hyperparameters import Fraction, NonNegativeFloat, PositiveFloat, PositiveInt, Seed, validate
+from agents.zophle_controller import ZophLeController
 from nasgym.core.vector_env import HOLD
+from nasgym.core.zophle.space_model import ZophLeSpaceModel
 
 
 @dataclass
@@ -85,7 +87,10 @@ class Reinforce(Agent):
         super().__init__(env, config, **hyperparameters)
         cfg = self.config
         with seeded(cfg.seed):
-            self.controller = Controller(self.space.n_actions, cfg.hidden_size, cfg.num_layers, cfg.init_range)
+            if isinstance(self.space, ZophLeSpaceModel):  # their own space: their controller (anchor attention)
+                self.controller = ZophLeController(self.space, cfg.hidden_size, cfg.num_layers, cfg.init_range)
+            else:
+                self.controller = Controller(self.space.n_actions, cfg.hidden_size, cfg.num_layers, cfg.init_range)
         self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=cfg.learning_rate)
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.baseline: float | None = None

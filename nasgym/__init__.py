@@ -1,6 +1,6 @@
 """nasgym: neural architecture search as a Gymnasium environment, with the agents that search it.
 
-Importing the package registers ``NAS-v0``::
+Importing the package registers ``NAS-v0`` and ``NAS-ZophLe-v0`` (Zoph & Le's search space)::
 
     import gymnasium as gym, nasgym
     env = gym.make("NAS-v0", dataset="digits")
@@ -43,3 +43,5 @@ if "NAS-v0" not in registry:
     register(
         id="NAS-v0", entry_point="nasgym.core.env:NASEnv", vector_entry_point="nasgym.core.vector_env:NASVectorEnv"
     )
+if "NAS-ZophLe-v0" not in registry:
+    register(id="NAS-ZophLe-v0", entry_point="nasgym.core.zophle.env:ZophLeEnv")

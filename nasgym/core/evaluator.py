@@ -30,6 +30,8 @@ from nasgym.core.paths import default_cache_path
 from nasgym.core.reward_cache import RewardCache, reward_key
 from nasgym.core.search_space import DEFAULT_IMAGE_SIZE, Architecture
 from nasgym.core.training import ChildTrainer, EpochCallback, TrainConfig, resolve_device, retained_heap
+from nasgym.core.zophle.network import parameter_count as zophle_parameter_count
+from nasgym.core.zophle.space import ZophLeArchitecture
 
 Record = Callable[[str, Architecture, Evaluation], None]
 """Called with each trained network's key, network and reward as soon as it is known."""
@@ -125,7 +127,10 @@ class TrainingEvaluator:
             self.cache.close()
 
     def key(self, architecture: Architecture) -> str:
-        return reward_key(self.data.fingerprint, architecture.network.nsc().tolist(), self.settings)
+        network = architecture.network
+        if isinstance(network, ZophLeArchitecture):
+            return reward_key(self.data.fingerprint, network.encoding(), self.settings, space=network.space)
+        return reward_key(self.data.fingerprint, network.nsc().tolist(), self.settings)
 
     def cached(self, architecture: Architecture) -> Evaluation | None:
         """The reward this evaluator would answer without training, if any."""
@@ -259,6 +264,9 @@ class FunctionEvaluator:
             self.stats.trained += 1
             network = architecture.network
             accuracy = float(self.reward_fn(network))
-            params = parameter_count(network, self.n_classes, self.image_size)
+            if isinstance(network, ZophLeArchitecture):
+                params = zophle_parameter_count(network.layers, self.n_classes)
+            else:
+                params = parameter_count(network, self.n_classes, self.image_size)
             results.append(Evaluation(str(network), accuracy, 0.0, params, source="function"))
         return results

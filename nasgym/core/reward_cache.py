@@ -66,14 +66,19 @@ _REWARD_COLUMNS = "architecture, accuracy, train_seconds, parameters, failure"
 T = TypeVar("T")
 
 
-def reward_key(dataset_fingerprint: str, nsc: list[list[int]], settings: dict) -> str:
-    """sha256 over the dataset fingerprint, the NSC, every training setting and the code version."""
+def reward_key(dataset_fingerprint: str, nsc: list[list[int]], settings: dict, space: str | None = None) -> str:
+    """sha256 over the dataset fingerprint, the network's encoding, every training setting and the code version.
+
+    ``space`` names a search space other than NAS-v0's chain (whose keys have no space, so caches written before a
+    second space existed still answer); ``nsc`` is then that space's encoding of the network."""
     payload = {
         "dataset": dataset_fingerprint,
         "nsc": nsc,
         "settings": settings,
         "reward_code_version": REWARD_CODE_VERSION,
     }
+    if space is not None:
+        payload["space"] = space
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 

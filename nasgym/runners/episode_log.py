@@ -14,6 +14,7 @@ from nasgym.core.errors import ConfigError
 from nasgym.core.files import atomic_path, translate_disk_full
 from nasgym.core.search_space import Architecture
 from nasgym.core.vector_env import HOLD, copy_info
+from nasgym.runners.envs import network_name
 from nasgym.runners.run_folder import EPISODE_COLUMNS, RESUME_ADVICE, RunFolder, truncate_csv
 
 REWARD_COLUMNS = ("accuracy", "from_cache", "train_seconds", "parameters", "failure")
@@ -94,7 +95,7 @@ class _Log:
         self.best_reward = max(self.best_reward, reward)
         trained = False
         if info["rewarded"]:  # first sight of a network not answered by the cache: trained in this session
-            network = str(Architecture.parse(info["architecture"]).network)
+            network = network_name(info["architecture"])
             trained = not info["from_cache"] and network not in self._rewarded
             self._rewarded.add(network)
         row = {key: info[key] for key in EPISODE_COLUMNS if key in info}

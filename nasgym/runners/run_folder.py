@@ -23,7 +23,7 @@ from typing import Any
 import agents
 from nasgym.core.errors import NasGymError
 from nasgym.core.files import atomic_path, atomic_write_text
-from nasgym.core.search_space import Architecture
+from nasgym.runners.envs import network_name
 
 EPISODE_COLUMNS = (
     "step",
@@ -80,7 +80,7 @@ class EpisodeRow:
     @property
     def network(self) -> str:
         """The computing layers: the reward belongs to them, with or without the terminal layer."""
-        return str(Architecture.parse(self.architecture).network)
+        return network_name(self.architecture)
 
     @classmethod
     def from_csv(cls, row: dict[str, str]) -> EpisodeRow:

@@ -24,9 +24,11 @@ from tqdm.auto import tqdm
 
 import agents
 from nasgym.core import settings
-from nasgym.core.config import BackendConfig, make_configs
+from nasgym.core.config import BackendConfig
 from nasgym.core.errors import ConfigError, NasGymError
 from nasgym.core.protocols import DEFAULT_PROTOCOL
+from nasgym.runners.curriculum import Curriculum
+from nasgym.runners.envs import NAS_V0, ZOPHLE, check_env_id, flat_settings
 from nasgym.runners.episode_log import EpisodeLogger, ProgressLog, VectorEpisodeLogger
 from nasgym.runners.experiments.plots import plot_search
 from nasgym.runners.run_folder import EpisodeRow, RunFolder
@@ -51,12 +53,15 @@ class SearchSettings:
     """The protocol (``nasgym.core.protocols``) the options came from, named in run.json and every report."""
     num_envs: int = 1
     """Episodes run at once (``--num-envs``): copies of the environment whose networks are evaluated as one batch."""
+    env: str = NAS_V0
+    """The environment searched (``nasgym.runners.envs.ENV_IDS``)."""
+    curriculum: list[int] | None = None
+    """``[start, step, every]``: the depth grows during the search (``NAS-ZophLe-v0`` only; ``Curriculum``)."""
 
     def comparable(self) -> dict[str, Any]:
         """What must match for a search to continue another: every environment option with its default filled
         in (so a run stored before a new option existed still matches), as JSON, without what may change."""
-        env_config, train_config = make_configs(self.env_options)
-        options = {**settings.flatten(env_config), **settings.flatten(train_config)}
+        options = flat_settings(self.env, self.env_options)
         env_options = {k: v for k, v in options.items() if k not in REWARD_NEUTRAL_OPTIONS | {"dataset"}}
         comparable = {**asdict(self), "env_options": env_options}
         del comparable["steps"]  # the budget may grow
@@ -96,12 +101,12 @@ def _resume_step(folder: RunFolder, settings: SearchSettings, resume: bool) -> i
 
 
 def _make_env(settings: SearchSettings) -> gym.Env | gym.vector.VectorEnv:
-    """``NAS-v0``, or with ``num_envs`` above 1 its vector env (copies sharing one evaluator), resetting a copy in
-    the step that ends its episode as agents expect."""
+    """The environment ``settings.env``, or with ``num_envs`` above 1 NAS-v0's vector env (copies sharing one
+    evaluator), resetting a copy in the step that ends its episode as agents expect."""
     if settings.num_envs == 1:
-        return gym.make("NAS-v0", dataset=settings.dataset, **settings.env_options)
+        return gym.make(settings.env, dataset=settings.dataset, **settings.env_options)
     return gym.make_vec(
-        "NAS-v0",
+        settings.env,
         num_envs=settings.num_envs,
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
         dataset=settings.dataset,
@@ -131,7 +136,7 @@ def run_search(
 ) -> dict[str, Any]:
     """Search for ``settings.steps`` environment steps in total and return the summary.
 
-    ``env`` replaces ``gym.make("NAS-v0", dataset=..., **env_options)`` (e.g. one with a custom evaluator).
+    ``env`` replaces ``gym.make(settings.env, dataset=..., **env_options)`` (e.g. one with a custom evaluator).
     ``start_from`` begins with a saved agent (a policy trained elsewhere; a new trial starts) instead of a
     new one, and ``learn=False`` runs its policy frozen (``agent.play``). Interrupted (Ctrl-C), it still
     writes the summary of the steps so far, then re-raises.
@@ -145,7 +150,10 @@ def run_search(
         raise ConfigError(f"num_envs must be a positive number of environment copies, got {num_envs!r}")
     if env is not None and (env.num_envs if isinstance(env, gym.vector.VectorEnv) else 1) != num_envs:
         raise ConfigError(f"num_envs is {num_envs}, but the env given runs {getattr(env, 'num_envs', 1)} copies")
-    agents.make_config(settings.agent, **settings.agent_options)  # bad hyperparameters fail before any work
+    if check_env_id(settings.env) != NAS_V0 and num_envs > 1:
+        raise ConfigError(f"--num-envs above 1 runs NAS-v0's batched vector env; {settings.env} runs one env")
+    agent_config = agents.make_config(settings.agent, **settings.agent_options)  # bad ones fail before any work
+    curriculum = _curriculum(settings, agent_config)
     folder = RunFolder(out_dir)
     with folder.locked():
         start_step = _resume_step(folder, settings, resume)
@@ -158,9 +166,21 @@ def run_search(
         try:
             agent = _agent(settings, logged_env, folder, start_step, Path(start_from) if start_from else None)
             folder.write_settings(asdict(settings))  # only once the agent exists; on resume the budget may grow
-            return _search(folder, settings, logged_env, agent, start_step, progress, checkpoint_seconds, learn)
+            if curriculum is not None:
+                curriculum.check(env.unwrapped.max_layers, getattr(agent_config, "architectures_per_update", None))
+            return _search(
+                folder, settings, logged_env, agent, start_step, progress, checkpoint_seconds, learn, curriculum
+            )
         finally:
             logged_env.close()
+
+
+def _curriculum(settings: SearchSettings, agent_config: Any) -> Curriculum | None:
+    if settings.curriculum is None:
+        return None
+    if settings.env != ZOPHLE:
+        raise ConfigError(f"a curriculum grows the depth of {ZOPHLE}'s networks; {settings.env} has none")
+    return Curriculum.of(settings.curriculum)
 
 
 def _search(
@@ -172,8 +192,12 @@ def _search(
     progress: bool,
     checkpoint_seconds: float,
     learn: bool,
+    curriculum: Curriculum | None = None,
 ) -> dict[str, Any]:
     log = ProgressLog(folder, start_step)
+    finished = sum(row.terminated for row in folder.episodes()[:start_step])
+    if curriculum is not None:
+        env.unwrapped.set_depth(curriculum.depth(finished, env.unwrapped.max_layers))
     agent.update_listener = lambda metrics: log.update({**metrics, "step": env.step_count})
     bar = tqdm(
         total=settings.steps,
@@ -188,9 +212,12 @@ def _search(
     step = start_step
 
     def on_step(event: dict[str, Any]) -> None:
-        nonlocal last_save, step
+        nonlocal last_save, step, finished
         step += 1  # the event's row (the env's count is already past every copy of a vector step)
         bar.update(1)
+        if event["terminated"] and curriculum is not None:  # the agent is done with the episode: deepen now
+            finished += 1
+            env.unwrapped.set_depth(curriculum.depth(finished, env.unwrapped.max_layers))
         log.step(step, event["reward"], env.best_at(step))
         bar.set_postfix(best=f"{env.best_at(step):.4f}", arch=event["info"]["architecture"])
         if event["terminated"] and time.monotonic() - last_save >= checkpoint_seconds:

@@ -39,6 +39,8 @@ from nasgym.core.search_space import Architecture
 from nasgym.core.training.config import TrainConfig
 from nasgym.core.training.cuda_graphs import CAPTURE_LOCK, GraphCaptureError, GraphedStep
 from nasgym.core.training.device import is_out_of_memory, limit_threads, memory_bytes, resolve_device, retained_heap
+from nasgym.core.zophle import network as zophle_network
+from nasgym.core.zophle.space import ZophLeArchitecture
 
 EVAL_BATCH_SIZE = {"cuda": 1024, "cpu": 256}
 """Images per evaluation forward pass; on the CPU a smaller batch was as fast and needs a quarter of the memory."""
@@ -164,6 +166,17 @@ class ChildTrainer:
         """Train ``architecture`` from scratch; a NaN loss or running out of memory is a failed Evaluation (reward
         0 with the reason), never an exception."""
         network = architecture.network
+        if isinstance(network, ZophLeArchitecture):  # Zoph & Le's space builds its own child network
+            layers = network.layers
+            count = zophle_network.parameter_count(layers, self.data.n_classes)
+            return self.train_model(
+                str(network),
+                lambda _dropout: zophle_network.ZophLeNetwork(
+                    layers, self.data.n_classes, self.data.image_size, self.config.network
+                ),
+                count,
+                on_epoch,
+            )
         parameters = parameter_count(network, self.data.n_classes, self.data.image_size, self.config.network)
 
         def build(dropout_generator: torch.Generator) -> nn.Module:

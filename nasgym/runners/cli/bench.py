@@ -9,6 +9,7 @@ import envs_data
 from nasgym.core.errors import ConfigError
 from nasgym.runners.cli.options import (
     Given,
+    add_env_choice,
     add_env_options,
     add_protocol_option,
     add_ray_option,
@@ -19,6 +20,7 @@ from nasgym.runners.cli.options import (
     layered,
     positive_int,
 )
+from nasgym.runners.envs import accepted
 from nasgym.runners.experiments.bench import BenchSettings, run_bench
 
 
@@ -71,6 +73,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--no-progress", action="store_true")
     add_protocol_option(bench)
     add_ray_option(bench, runs=True)
+    add_env_choice(bench)
     add_env_options(bench, with_dataset=False)
     bench.set_defaults(handler=run, **defaults["env"])  # CPU-sized; see envs_data/experiments.json
 
@@ -94,11 +97,13 @@ def settings_from(args: argparse.Namespace) -> BenchSettings:
         agent_options={name: protocol.hyperparameters(name) for name in names},
         protocol=protocol.name,
         agent_env={
-            name: {key: value for key, value in protocol.agent_env(name).items() if key not in typed} for name in names
+            name: accepted(args.env, {k: v for k, v in protocol.agent_env(name).items() if k not in typed})
+            for name in names
         },
         agent_steps={} if "steps" in typed else _budgets(protocol, names),
         carried=args.carried,
         train_seed=args.seed if "seed" in typed else None,
+        env=args.env,
     )
 
 

@@ -20,6 +20,8 @@ from nasgym.core import settings
 from nasgym.core.config import SETTINGS_CLASSES
 from nasgym.core.errors import ConfigError
 from nasgym.core.protocols import DEFAULT_PROTOCOL, Protocol, protocol, protocol_names
+from nasgym.core.zophle.config import CHAIN_ONLY
+from nasgym.runners.envs import ENV_IDS, NAS_V0, ZOPHLE, own_settings
 from nasgym.runners.experiments.parallel import RUNS_AT_ONCE
 
 FLAG_NAMES = {"seed": "--train-seed"}
@@ -105,28 +107,45 @@ def add_env_options(
     """
     group = parser.add_argument_group("environment and child training (the NAS-v0 keywords)")
     for setting in env_settings(with_dataset):
-        default = (default_help or {}).get(setting.name, "%(default)s")
-        help_text = setting.help.replace("%", "%%") + f" (default {default})"
-        if setting.type is bool:
-            group.add_argument(
-                flag_of(setting.name),
-                dest=setting.name,
-                action=GivenBool,
-                default=setting.default,
-                help=help_text,
-            )
-            continue
-        choices = typing.get_args(setting.type) if typing.get_origin(setting.type) is Literal else None
+        _add_setting(group, setting, default_help)
+
+
+def add_env_choice(parser: argparse.ArgumentParser) -> None:
+    """``--env NAME`` and the keywords only ``NAS-ZophLe-v0`` has (``--layers``, ``--strides``)."""
+    parser.add_argument(
+        "--env",
+        choices=ENV_IDS,
+        default=NAS_V0,
+        help="the environment: NasGym's chain space, or Zoph & Le's token-by-token space (default %(default)s)",
+    )
+    group = parser.add_argument_group(f"{ZOPHLE} keywords (with --env {ZOPHLE})")
+    for setting in own_settings(ZOPHLE):
+        _add_setting(group, setting, None)
+
+
+def _add_setting(group: Any, setting: settings.Setting, default_help: dict[str, str] | None) -> None:
+    default = (default_help or {}).get(setting.name, "%(default)s")
+    help_text = setting.help.replace("%", "%%") + f" (default {default})"
+    if setting.type is bool:
         group.add_argument(
             flag_of(setting.name),
             dest=setting.name,
-            action=Given,
-            type=_reader(setting),
+            action=GivenBool,
             default=setting.default,
-            choices=choices,
-            metavar=setting.name.upper() if choices is None else None,
             help=help_text,
         )
+        return
+    choices = typing.get_args(setting.type) if typing.get_origin(setting.type) is Literal else None
+    group.add_argument(
+        flag_of(setting.name),
+        dest=setting.name,
+        action=Given,
+        type=_reader(setting),
+        default=setting.default,
+        choices=choices,
+        metavar=setting.name.upper() if choices is None else None,
+        help=help_text,
+    )
 
 
 def env_options(
@@ -135,9 +154,18 @@ def env_options(
     """The ``gym.make`` keywords the parsed flags stand for (``dataset`` only when asked for): the command's defaults,
     then ``protocol_env`` (a protocol's keywords), then the flags the user gave (``--ray [ADDRESS]`` as
     ``backend`` and ``ray_address``)."""
-    values = {s.name: getattr(args, s.name) for s in env_settings(with_dataset) if hasattr(args, s.name)}
+    own = [s.name for s in own_settings(ZOPHLE)]
+    names = [s.name for s in env_settings(with_dataset)] + own
+    values = {name: getattr(args, name) for name in names if hasattr(args, name)}
     typed = given(args)
     values.update({name: value for name, value in (protocol_env or {}).items() if name not in typed})
+    # Each environment gets its own keywords; another's given on the command line reach it, and it says no.
+    if getattr(args, "env", NAS_V0) == ZOPHLE:
+        values = {k: v for k, v in values.items() if k in typed or k not in CHAIN_ONLY}
+        if values.get("reward") == "per_step" and "reward" not in typed:
+            del values["reward"]
+    else:
+        values = {k: v for k, v in values.items() if k in typed or k not in own}
     if getattr(args, "ray", None) is not None:
         values["backend"] = "ray"
         if args.ray:

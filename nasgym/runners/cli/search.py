@@ -1,4 +1,4 @@
-"""``nasgym search``: run an agent on NAS-v0 with a progress bar; write episodes, progress and summary."""
+"""``nasgym search``: run an agent on an environment with a progress bar; write episodes, progress and summary."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import agents
 from nasgym.core.errors import ConfigError
 from nasgym.runners.cli.options import (
+    add_env_choice,
     add_env_options,
     add_protocol_option,
     add_ray_option,
@@ -20,6 +21,7 @@ from nasgym.runners.cli.options import (
     non_negative_number,
     positive_int,
 )
+from nasgym.runners.curriculum import Curriculum
 from nasgym.runners.search import SearchSettings, run_search
 
 
@@ -65,8 +67,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="begin with a saved agent (e.g. trained elsewhere) instead of a new one",
     )
     parser.add_argument("--frozen", action="store_true", help="with --start-from: run its policy without learning")
+    parser.add_argument(
+        "--curriculum",
+        default=None,
+        metavar="START:STEP:EVERY",
+        help="with --env NAS-ZophLe-v0: networks of START layers for EVERY episodes, then STEP more every EVERY "
+        "episodes, up to --layers (Zoph & Le: 2 more every 1600 networks); default: always --layers",
+    )
     add_protocol_option(parser)
     add_ray_option(parser)
+    add_env_choice(parser)
     add_env_options(parser, default_help={"reward": "the protocol's: final for reinforce, per_step otherwise"})
     parser.set_defaults(handler=run)
 
@@ -76,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--frozen runs a trained policy: give it with --start-from AGENT.pt")
     protocol = chosen_protocol(args)
     out = Path(args.out or f"runs/{args.agent}-{args.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
+    curriculum = Curriculum.parse(args.curriculum) if args.curriculum else None
     hyperparameters = agent_hyperparameters(args.agent, args.hyperparameters)
     settings = SearchSettings(
         agent=args.agent,
@@ -85,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
         agent_options={**protocol.hyperparameters(args.agent), "seed": args.seed, **hyperparameters},
         protocol=protocol.name,
         num_envs=args.num_envs,
+        env=args.env,
+        curriculum=[curriculum.start, curriculum.step, curriculum.every] if curriculum else None,
     )
     summary = run_search(
         out,

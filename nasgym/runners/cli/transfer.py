@@ -9,6 +9,7 @@ import envs_data
 from nasgym.core.errors import ConfigError
 from nasgym.runners.cli.options import (
     Given,
+    add_env_choice,
     add_env_options,
     add_protocol_option,
     add_ray_option,
@@ -19,6 +20,7 @@ from nasgym.runners.cli.options import (
     layered,
     positive_int,
 )
+from nasgym.runners.envs import accepted
 from nasgym.runners.experiments.transfer import TransferSettings, run_transfer
 
 
@@ -81,6 +83,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_protocol_option(parser)
     add_ray_option(parser, runs=True)
     add_env_options(parser, with_dataset=False)
+    add_env_choice(parser)
     parser.set_defaults(handler=run, **defaults["env"])  # CPU-sized; see envs_data/experiments.json
 
 
@@ -115,10 +118,12 @@ def settings_from(args: argparse.Namespace) -> TransferSettings:
         control_agent=control,
         other_options={name: protocol.hyperparameters(name) for name in others},
         agent_env={
-            name: {k: v for k, v in protocol.agent_env(name).items() if k not in typed} for name in (agent, *others)
+            name: accepted(args.env, {k: v for k, v in protocol.agent_env(name).items() if k not in typed})
+            for name in (agent, *others)
         },
         agent_steps=budgets,
         train_seed=args.seed if "seed" in typed else None,
+        env=args.env,
     )
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from nasgym.core.config import make_configs
 from nasgym.core.datasets import load_dataset
+from nasgym.runners.envs import NAS_V0, configs
 
 
-def check_datasets(names: Iterable[str], env_options: dict[str, Any]) -> None:
+def check_datasets(names: Iterable[str], env_options: dict[str, Any], env_id: str = NAS_V0) -> None:
     """Load every dataset an experiment needs before its first run, so that an unknown or unprepared one
     fails in seconds with its one-line error instead of after hours of runs on the others."""
     for name in dict.fromkeys(names):
-        config, _ = make_configs({**env_options, "dataset": name})  # bad options fail here too
+        config, _ = configs(env_id, {**env_options, "dataset": name})  # bad options fail here too
         load_dataset(name, config.image_size, config.max_samples, config.data_dir, resize=config.resize)

@@ -21,6 +21,7 @@ from typing import Any
 
 from nasgym.core.protocols import DEFAULT_PROTOCOL
 from nasgym.core.search_space import ACTION_TOKENS
+from nasgym.runners.envs import NAS_V0
 from nasgym.runners.experiments import check_datasets, plots
 from nasgym.runners.experiments.metrics import METRIC_DIGITS, METRIC_LABELS, RUN_METRICS, RunData, mean_and_interval
 from nasgym.runners.experiments.parallel import RUNS_AT_ONCE, Run, run_all
@@ -48,6 +49,8 @@ class BenchSettings:
     """Agents whose policy is carried through the datasets in order (a new trial on each)."""
     train_seed: int | None = None
     """The child-training seed of every run; None: agent seed K trains with seed K."""
+    env: str = NAS_V0
+    """The environment every run searches."""
 
     def budget(self, agent: str, dataset: str) -> int:
         return self.agent_steps.get(agent, {}).get(dataset, self.steps)
@@ -68,7 +71,7 @@ def run_bench(
     report. With ``backend="ray"`` in the environment options the runs are Ray tasks, ``runs_at_once`` at a time,
     a carried policy's run starting once the run it continues is done."""
     out_dir = Path(out_dir)
-    check_datasets(settings.datasets, settings.env_options)
+    check_datasets(settings.datasets, settings.env_options, settings.env)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "bench.json").write_text(json.dumps(asdict(settings), indent=2))
     runs: list[Run] = []
@@ -88,6 +91,7 @@ def run_bench(
                     env_options=settings.env_for(agent, seed),
                     agent_options={**settings.agent_options.get(agent, {}), "seed": seed},
                     protocol=settings.protocol,
+                    env=settings.env,
                 )
                 label = f"{agent} on {dataset}, seed {seed}{carried}"
                 index[(dataset, agent, seed)] = len(runs)
@@ -114,7 +118,7 @@ def write_results(out_dir: Path, settings: BenchSettings) -> dict[str, Any]:
             for name in metrics[0]:
                 row[name], row[f"{name}_ci95"] = mean_and_interval([m[name] for m in metrics])
             aggregate.append(row)
-    rewards = {agent: reward_mode(settings.env_for(agent, 0)) for agent in settings.agents}
+    rewards = {agent: reward_mode(settings.env_for(agent, 0), settings.env) for agent in settings.agents}
     results = {
         "settings": asdict(settings),
         "protocol": settings.protocol,
@@ -167,7 +171,8 @@ def _report(
     lines = [
         "# Agent benchmark",
         "",
-        f"Protocol `{settings.protocol}`. Agents {', '.join(settings.agents)} on {', '.join(settings.datasets)}; "
+        f"Protocol `{settings.protocol}`, environment `{settings.env}`. Agents {', '.join(settings.agents)} on "
+        f"{', '.join(settings.datasets)}; "
         f"{'/'.join(map(str, budgets))} environment steps per run, {settings.seeds} seeds each, one shared reward "
         f"cache. {_design(settings)}. Values are the mean over seeds +- the half-width of the 95% Student-t "
         "interval (across seeds); the within-run sd is each run's own spread of episode rewards over windows of "
@@ -184,15 +189,10 @@ def _report(
             for row in rows
         ]
         actions = [[row["agent"]] + [f"{100 * row[f'action_{t}']:.0f}%" for t in ACTION_TOKENS] for row in rows]
+        lines += [f"## {dataset}", "", markdown_table(["agent", *(METRIC_LABELS[m] for m in RUN_METRICS)], table), ""]
+        if settings.env == NAS_V0:  # the layer tokens name NAS-v0's actions only
+            lines += ["Share of each action:", "", markdown_table(["agent", *ACTION_TOKENS], actions), ""]
         lines += [
-            f"## {dataset}",
-            "",
-            markdown_table(["agent", *(METRIC_LABELS[m] for m in RUN_METRICS)], table),
-            "",
-            "Share of each action:",
-            "",
-            markdown_table(["agent", *ACTION_TOKENS], actions),
-            "",
             *(f"![{path.stem}]({path.name})" for path in figures[dataset]),
             "",
         ]

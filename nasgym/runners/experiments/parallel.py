@@ -16,10 +16,10 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from nasgym.core.config import make_configs
 from nasgym.core.datasets import load_dataset
 from nasgym.core.errors import NasGymError
 from nasgym.core.paths import default_cache_path, default_data_dir
+from nasgym.runners.envs import configs
 from nasgym.runners.run_folder import RunFolder
 from nasgym.runners.search import SearchSettings, run_search
 
@@ -89,7 +89,7 @@ def _share_datasets(runs: list[Run]) -> dict[str, Any]:
 
     refs, seen = {}, set()
     for run in runs:
-        config, _ = make_configs({**run.settings.env_options, "dataset": run.settings.dataset})
+        config, _ = configs(run.settings.env, {**run.settings.env_options, "dataset": run.settings.dataset})
         source = (config.dataset, config.image_size, config.max_samples, config.data_dir)
         if source not in seen:
             seen.add(source)

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from nasgym.core.protocols import DEFAULT_PROTOCOL
+from nasgym.runners.envs import NAS_V0
 from nasgym.runners.experiments import check_datasets, plots
 from nasgym.runners.experiments.action_test import compare_actions, episode_action_counts
 from nasgym.runners.experiments.metrics import RunData, mean_and_interval
@@ -76,6 +77,8 @@ class TransferSettings:
     """Step budgets per agent and dataset (a protocol's), in place of ``steps_train`` and ``steps_eval``."""
     train_seed: int | None = None
     """The child-training seed of every phase; None: seed K trains children with seed K."""
+    env: str = NAS_V0
+    """The environment every phase searches."""
 
     def variants(self) -> list[str]:
         names = [v for v in VARIANTS if v not in META_CONTROLS or self.agent == "meta_a2c"]
@@ -87,7 +90,8 @@ class TransferSettings:
         options = self.agent_options if agent == self.agent else self.other_options.get(agent, {})
         env = {**self.env_options, **self.agent_env.get(agent, {})}
         env["seed"] = seed if self.train_seed is None else self.train_seed
-        return SearchSettings(agent, dataset, steps, env, {**options, **overrides, "seed": seed}, self.protocol)
+        agent_options = {**options, **overrides, "seed": seed}
+        return SearchSettings(agent, dataset, steps, env, agent_options, self.protocol, env=self.env)
 
 
 def run_transfer(
@@ -96,7 +100,7 @@ def run_transfer(
     """Every phase not complete yet, then results, plot and report. With ``backend="ray"`` in the environment
     options the phases are Ray tasks, ``runs_at_once`` at a time, each started once the phase it continues is done."""
     out_dir = Path(out_dir)
-    check_datasets([*settings.train, *settings.eval], settings.env_options)
+    check_datasets([*settings.train, *settings.eval], settings.env_options, settings.env)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "transfer.json").write_text(json.dumps(asdict(settings), indent=2))
     run_all(plan(out_dir, settings), progress, runs_at_once)
@@ -173,7 +177,8 @@ def write_results(out_dir: Path, settings: TransferSettings) -> dict[str, Any]:
     ]
     tests = action_tests(runs)
     rewards = {
-        agent: reward_mode({**settings.env_options, **settings.agent_env.get(agent, {})}) for agent in _agents(settings)
+        agent: reward_mode({**settings.env_options, **settings.agent_env.get(agent, {})}, settings.env)
+        for agent in _agents(settings)
     }
     results = {
         "settings": asdict(settings),

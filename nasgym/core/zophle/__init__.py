@@ -1,0 +1,6 @@
+"""``NAS-ZophLe-v0``: Zoph & Le's (2017) search space, written token by token: per layer a filter height, a filter
+width, a number of filters, optionally a stride, then for every earlier layer whether it feeds this one.
+
+``space`` holds the tokens and architectures, ``network`` the child network, ``space_model`` what agents read,
+``config`` the keywords and ``env`` the Gymnasium environment.
+"""
