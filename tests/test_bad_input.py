@@ -53,6 +53,9 @@ def one_line_error(argv: list[str], capsys: pytest.CaptureFixture) -> str:
         (["train", "c3", "--device", "foo", "--image-size", "8"], "device must be 'cuda', 'cuda:N', 'cpu' or 'auto'"),
         (["train", "c3", "--train-seed", "-1", "--image-size", "8"], "seed must be in [0, 2**63)"),
         (["bench", "agents", "--agents", "random,alien"], "unknown agent(s) alien"),
+        (["search", "--env", "NAS-ZophLe-v0", "--num-envs", "2"], "NAS-ZophLe-v0 runs one env"),
+        (["search", "--curriculum", "2,1,3"], "--curriculum takes START:STEP:EVERY"),
+        (["search", "--curriculum", "2:1:3"], "NAS-v0 has none"),
     ],
 )
 def test_bad_flags_are_one_line(argv, message, capsys, tmp_path):
