@@ -189,3 +189,17 @@ def test_a_search_over_copies_hands_ray_each_steps_networks_as_one_batch(ray, tm
     assert (2, 2) in calls and all(trained == 0 for asked, trained in calls if asked == 1)
     cache = RewardCache(path)
     assert all("ray worker" in cache.get(evaluator.key(Architecture.parse(row.architecture))).execution for row in rows)
+
+
+def test_nas_zophle_v0_trains_its_networks_through_ray_to_the_same_rewards(ray):
+    options = {**TINY, "dataset": "digits", "max_samples": 200, "cache": False, "layers": 2, "strides": False}
+    env = gym.make("NAS-ZophLe-v0", backend="ray", **options)
+    assert type(env.unwrapped.evaluator).__name__ == "RayEvaluator"
+    tokens = [1, 1, 0, 0, 1, 2, 1]  # 3x3 conv of 24 filters, then 5x5 conv of 36 fed by the first
+    env.reset()
+    rewards = [env.step(action)[1] for action in tokens]
+    with single_threaded():
+        local = gym.make("NAS-ZophLe-v0", **options)
+        local.reset()
+        expected = [local.step(action)[1] for action in tokens]
+    assert rewards == expected and rewards[-1] > 0 and rewards[:-1] == [0.0] * (len(tokens) - 1)
