@@ -15,6 +15,8 @@ import gymnasium as gym
 import pytest
 import torch
 
+from nasgym.core.search_space import Architecture
+from nasgym.runners.cli import main
 from nasgym.runners.search import SearchSettings, run_search
 
 WS = {"image_size": 16, "batch_size": 32, "device": "cpu", "max_samples": 300, "reward_source": "weight_sharing"}
@@ -104,3 +106,25 @@ def test_a_checkpoint_without_shared_weights_is_refused(tmp_path: Path) -> None:
     settings = SearchSettings("random", "digits", 8, env_options=trained)
     with pytest.raises(Exception, match="holds no shared weights"):
         run_search(tmp_path, settings, resume=True, progress=False, env=env)
+
+
+def test_retrain_top_trains_the_best_networks_of_a_cheap_search(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    flags = ["--dataset", "digits", "--image-size", "16", "--batch-size", "32", "--device", "cpu", "--max-samples",
+             "300", "--epochs", "1"]  # fmt: skip
+    code = main(["search", "--agent", "random", "--steps", "20", *flags, "--reward-source", "weight_sharing",
+                 "--ws-steps", "2", "--out", str(out), "--no-progress", "--retrain-top", "3"])  # fmt: skip
+    assert code == 0
+    records = json.loads((out / "retrained.json").read_text())
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["architecture"] for r in records] == [b["architecture"] for b in summary["best"][:3]]
+    assert len({r["architecture"] for r in records}) == 3
+    assert all(r["search_reward_source"] == "weight_sharing" and 0 <= r["trained_reward"] <= 1 for r in records)
+    with open(out / "retrained.csv", newline="") as handle:
+        assert [row["architecture"] for row in csv.DictReader(handle)] == [r["architecture"] for r in records]
+    assert "retrained the 3 best networks" in capsys.readouterr().out
+    # The trained rewards are the normal ones: a plain trained environment gets the same from the cache.
+    env = gym.make("NAS-v0", dataset="digits", image_size=16, batch_size=32, device="cpu", max_samples=300, epochs=1)
+    evaluations = env.unwrapped.evaluator.evaluate([Architecture.parse(r["architecture"]) for r in records])
+    assert [e.accuracy for e in evaluations] == [r["trained_reward"] for r in records]
+    assert all(e.from_cache for e in evaluations)

@@ -20,6 +20,8 @@ from nasgym.runners.cli.options import (
     non_negative_number,
     positive_int,
 )
+from nasgym.runners.retrain import retrain_top
+from nasgym.runners.run_folder import RunFolder
 from nasgym.runners.search import SearchSettings, run_search
 
 
@@ -57,6 +59,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="begin with a saved agent (e.g. trained elsewhere) instead of a new one",
     )
     parser.add_argument("--frozen", action="store_true", help="with --start-from: run its policy without learning")
+    parser.add_argument(
+        "--retrain-top",
+        type=non_negative_int,
+        default=0,
+        metavar="K",
+        help="after the search, train its K best distinct networks from scratch with reward_source=trained and "
+        "the search's settings; OUT/retrained.json and .csv (the ENAS workflow after --reward-source "
+        "weight_sharing; default 0: none)",
+    )
     add_protocol_option(parser)
     add_ray_option(parser)
     add_env_options(parser, default_help={"reward": "the protocol's: final for reinforce, per_step otherwise"})
@@ -96,4 +107,12 @@ def run(args: argparse.Namespace) -> int:
             f"best architecture: {best['architecture']}  reward {best['reward']:.4f}  "
             f"({best['parameters']:,} parameters, first at step {best['first_step']})"
         )
+    if args.retrain_top:
+        records = retrain_top(RunFolder(out), settings, args.retrain_top)
+        print(f"retrained the {len(records)} best networks from scratch ({out / 'retrained.csv'}):")
+        for record in records:
+            print(
+                f"  {record['rank']:>2}. {record['architecture']:<30} search reward {record['search_reward']:.4f} "
+                f"({record['search_reward_source']})  trained {record['trained_reward']:.4f}"
+            )
     return 0
