@@ -17,8 +17,9 @@ class WeightSharingConfig:
     """The classifier after the shared layers: `gap`, global average pooling and one linear layer per final channel
     count (ENAS' head); `per_shape`, flatten and one linear layer per final feature-map shape (channels, side), the
     nearest to the child's flatten + dense head that can be shared."""
-    ws_steps: int = 4
-    """k: minibatches the shared weights train through the network of each rewarded step before it is scored."""
+    ws_steps: int = 1
+    """k: minibatches the shared weights train through the network of each rewarded step before it is scored (ENAS:
+    one minibatch per sampled child)."""
     ws_warmup: int = 0
     """W: before the first reward, train the shared weights on this many uniformly sampled valid networks, k
     minibatches each (single-path one-shot, Guo et al. 2019); 0: no warm-up."""
@@ -26,8 +27,8 @@ class WeightSharingConfig:
     """Optimiser of the shared weights: Adam (the child training's betas and epsilon) or SGD with momentum 0.9."""
     ws_learning_rate: float = 1e-3
     """Learning rate of the shared weights (constant)."""
-    ws_valid_samples: int = 256
-    """Images of the reward split, fixed for the whole search, that score every network."""
+    ws_valid_samples: int = 128
+    """Images of the reward split, fixed for the whole search, that score every network (ENAS: one minibatch)."""
 
     def __post_init__(self) -> None:
         settings.check_fields(self)
