@@ -128,3 +128,9 @@ def test_retrain_top_trains_the_best_networks_of_a_cheap_search(tmp_path: Path, 
     evaluations = env.unwrapped.evaluator.evaluate([Architecture.parse(r["architecture"]) for r in records])
     assert [e.accuracy for e in evaluations] == [r["trained_reward"] for r in records]
     assert all(e.from_cache for e in evaluations)
+
+
+@pytest.mark.parametrize("command", ["train", "final"])
+def test_commands_that_train_from_scratch_refuse_weight_sharing(command: str, capsys) -> None:
+    assert main([command, "c3", "--reward-source", "weight_sharing"]) == 2
+    assert "weight sharing is for searches" in capsys.readouterr().err
