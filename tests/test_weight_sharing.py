@@ -10,9 +10,11 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
+from support import OMNIGLOT_DIR, needs_omniglot
 
 import nasgym
 from agents.checkpoint import check_plain
+from nasgym.core.datasets.prepare import prepare
 from nasgym.core.reward_cache import RewardCache
 from nasgym.core.search_space import Architecture
 from nasgym.core.weight_sharing.evaluator import WeightSharingEvaluator
@@ -129,3 +131,16 @@ def test_bad_weight_sharing_settings_are_one_line(options: dict, message: str) -
 
 def test_evaluator_is_what_reward_source_builds() -> None:
     assert isinstance(ws_env().unwrapped.evaluator, WeightSharingEvaluator)
+
+
+@needs_omniglot
+def test_weight_sharing_on_the_real_omniglot_small1(tmp_path: Path) -> None:
+    prepare("omniglot_small1", tmp_path, manual_dir=OMNIGLOT_DIR, download=False)
+    env = gym.make("NAS-v0", dataset="omniglot_small1", data_dir=str(tmp_path), image_size=28, device="cpu",
+                   reward_source="weight_sharing", ws_head="per_shape", ws_warmup=20)  # fmt: skip
+    env.reset()
+    steps = [env.step(action) for action in (1, 3, 2)]
+    assert all(info["reward_source"] == "weight_sharing" and 0 <= reward <= 1 for _, reward, _, _, info in steps)
+    evaluator = env.unwrapped.evaluator
+    assert all(head.out_features == 136 for head in evaluator.supernet.heads.values())
+    assert evaluator.stats.trained == 3 and evaluator.warmed_up
