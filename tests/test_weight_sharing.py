@@ -20,7 +20,7 @@ from nasgym.core.search_space import Architecture
 from nasgym.core.weight_sharing.evaluator import WeightSharingEvaluator
 
 WS = {"dataset": "digits", "image_size": 16, "batch_size": 32, "device": "cpu", "max_samples": 300}
-WS = {**WS, "reward_source": "weight_sharing", "ws_steps": 2, "ws_valid_samples": 64}
+WS = {**WS, "reward_source": "weight_sharing", "ws_steps": 2, "ws_valid_samples": 64, "ws_warmup": 0, "ws_head": "gap"}
 
 
 def ws_env(**options) -> gym.Env:

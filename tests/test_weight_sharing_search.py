@@ -76,7 +76,7 @@ def test_killing_a_weight_sharing_search_then_resuming_gives_the_same_episodes(t
         return [sys.executable, "-m", "nasgym", "search", "--agent", "reinforce", "--dataset", "digits",
                 "--steps", "60", "--image-size", "16", "--batch-size", "32", "--device", "cpu", "--max-samples",
                 "300", "--reward-source", "weight_sharing", "--ws-steps", "2", "--ws-valid-samples", "64",
-                "--reward", "per_step", "--set", "architectures_per_update=2", "--out", str(out),
+                "--ws-warmup", "5", "--reward", "per_step", "--set", "architectures_per_update=2", "--out", str(out),
                 "--checkpoint-seconds", "0", "--no-progress"]  # fmt: skip
 
     whole = subprocess.run(command(tmp_path / "whole"), capture_output=True, text=True, timeout=300)
@@ -113,7 +113,8 @@ def test_retrain_top_trains_the_best_networks_of_a_cheap_search(tmp_path: Path, 
     flags = ["--dataset", "digits", "--image-size", "16", "--batch-size", "32", "--device", "cpu", "--max-samples",
              "300", "--epochs", "1"]  # fmt: skip
     code = main(["search", "--agent", "random", "--steps", "20", *flags, "--reward-source", "weight_sharing",
-                 "--ws-steps", "2", "--out", str(out), "--no-progress", "--retrain-top", "3"])  # fmt: skip
+                 "--ws-steps", "2", "--ws-warmup", "5", "--out", str(out), "--no-progress",
+                 "--retrain-top", "3"])  # fmt: skip
     assert code == 0
     records = json.loads((out / "retrained.json").read_text())
     summary = json.loads((out / "summary.json").read_text())
