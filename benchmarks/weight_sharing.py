@@ -51,6 +51,7 @@ def main() -> None:
     parser.add_argument("--max-samples", type=int, default=None)
     parser.add_argument("--ws-steps", type=int, default=None, help="k (default: the keyword's default)")
     parser.add_argument("--ws-valid-samples", type=int, default=None)
+    parser.add_argument("--ws-head", choices=("gap", "per_shape"), default=None)
     parser.add_argument("--ws-warmup", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=5, help="weight-sharing steps timed per network (median)")
     parser.add_argument("--device", default="cpu")
@@ -60,7 +61,8 @@ def main() -> None:
               "max_samples": args.max_samples}  # fmt: skip
     networks = [Architecture.parse(text) for text in ARCHITECTURES]
     networks = [n for n in networks if n.is_valid(args.image_size)]
-    ws_options = {f"ws_{k}": v for k, v in (("steps", args.ws_steps), ("valid_samples", args.ws_valid_samples))}
+    given = (("steps", args.ws_steps), ("valid_samples", args.ws_valid_samples), ("head", args.ws_head))
+    ws_options = {f"ws_{k}": v for k, v in given}
     ws_options = {k: v for k, v in ws_options.items() if v is not None}
     shared = gym.make("NAS-v0", reward_source="weight_sharing", ws_warmup=args.ws_warmup, **ws_options, **common)
     evaluator = shared.unwrapped.evaluator
