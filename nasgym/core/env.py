@@ -56,6 +56,9 @@ class NASEnv(gym.Env[np.ndarray, int]):
       scratch; its accuracy on the reward split, in [0, 1], is the reward.
     - `reward="final"` (Zoph & Le): 0 until the episode ends, then the final network's accuracy.
     - An invalid network (a spatial side below 1) gets 0.
+    - `reward_source="weight_sharing"` (ENAS): instead of training from scratch, the network is scored with weights
+      shared by every network of the space, after k minibatches of training through it (the `ws_*` keywords);
+      far cheaper, never cached, and a coarser ranking (`nasgym fidelity` measures how coarse).
 
     Identical networks are never trained twice: a persistent SQLite reward cache answers them. A network
     whose training diverges or runs out of memory gets 0, with the reason in `info["failure"]`.
