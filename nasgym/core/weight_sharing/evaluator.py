@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from nasgym.core.datasets import ImageData
 from nasgym.core.evaluation import Evaluation
-from nasgym.core.evaluator import EvaluationStats, load_data
+from nasgym.core.evaluator import PROGRESS_AFTER_SECONDS, EvaluationStats, load_data
 from nasgym.core.network import parameter_count
 from nasgym.core.sampling import random_network
 from nasgym.core.search_space import Architecture
@@ -98,7 +99,10 @@ class WeightSharingEvaluator:
     def warm_up(self) -> None:
         """W uniformly drawn valid networks, k minibatches each, before the first reward."""
         rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=self.generator)))
-        for _ in range(self.ws.ws_warmup):
+        # A long warm-up (3000 networks at 84 px on a CPU) shows that it is alive, as long trainings do.
+        for _ in tqdm(
+            range(self.ws.ws_warmup), "warming up the shared weights", delay=PROGRESS_AFTER_SECONDS, leave=False
+        ):
             self.train_steps(random_network(rng, self.data.image_size, self.max_layers), max(1, self.ws.ws_steps))
         self.warmed_up = True
 
