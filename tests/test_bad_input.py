@@ -56,6 +56,7 @@ def one_line_error(argv: list[str], capsys: pytest.CaptureFixture) -> str:
         (["search", "--env", "NAS-ZophLe-v0", "--num-envs", "2"], "NAS-ZophLe-v0 runs one env"),
         (["search", "--curriculum", "2,1,3"], "--curriculum takes START:STEP:EVERY"),
         (["search", "--curriculum", "2:1:3"], "NAS-v0 has none"),
+        (["search", "--env", "NAS-ZophLe-v0", "--retrain-top", "2"], "--retrain-top retrains a weight-sharing"),
     ],
 )
 def test_bad_flags_are_one_line(argv, message, capsys, tmp_path):

@@ -128,6 +128,7 @@ def test_architecture_text_round_trips_and_bad_text_is_one_clear_error():
         ({"reward": "per_step"}, "rewards only the finished network"),
         ({"layers": 0}, "layers must be at least 1"),
         ({"layer": 3}, "did you mean 'layers'"),
+        ({"reward_source": "weight_sharing"}, "weight sharing serves NAS-v0's chain space only"),
     ],
 )
 def test_bad_keywords_are_config_errors(options, message):

@@ -12,6 +12,7 @@ from nasgym.core import settings
 from nasgym.core.errors import ConfigError
 from nasgym.core.search_space import DEFAULT_IMAGE_SIZE, DEFAULT_MAX_LAYERS
 from nasgym.core.training import TrainConfig
+from nasgym.core.weight_sharing import WeightSharingConfig
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,10 @@ class EnvConfig:
     """A registered dataset name (`nasgym data list`) or `folder:/path` (one subfolder per class)."""
     reward: Literal["per_step", "final"] = "per_step"
     """`per_step`: every step trains the network so far (NasGym); `final`: 0 until the episode ends (Zoph & Le)."""
+    reward_source: Literal["trained", "weight_sharing"] = "trained"
+    """`trained`: each network is trained from scratch (NasGym); `weight_sharing`: scored with weights shared by all
+    networks after k minibatches through it (ENAS; the `ws_*` keywords), far cheaper, never cached, and a ranking
+    to trust only as far as `nasgym fidelity` measures."""
     max_layers: int = DEFAULT_MAX_LAYERS
     """Rows per episode, the terminal row included."""
     image_size: int = DEFAULT_IMAGE_SIZE
@@ -77,6 +82,8 @@ class EnvConfig:
     """The reward cache file (default ~/.cache/nasgym/rewards.sqlite, or $NASGYM_HOME/rewards.sqlite)."""
     compute: BackendConfig = BackendConfig()
     """Where children train (`backend` and the `ray_*` keywords)."""
+    weight_sharing: WeightSharingConfig = WeightSharingConfig()
+    """The `ws_*` keywords, read with `reward_source='weight_sharing'`."""
 
     def __post_init__(self) -> None:
         if isinstance(self.dataset, os.PathLike):  # a path is a folder of images
@@ -88,6 +95,10 @@ class EnvConfig:
             raise ConfigError(f"image_size must be at least 1 pixel, got {self.image_size}")
         if self.max_samples is not None and self.max_samples < 2:
             raise ConfigError(f"max_samples must be at least 2 (or None for all images), got {self.max_samples}")
+        if self.reward_source == "weight_sharing" and self.compute.backend != "local":
+            raise ConfigError(
+                "reward_source='weight_sharing' trains one set of weights in this process; use backend='local'"
+            )
 
 
 SETTINGS_CLASSES = (EnvConfig, TrainConfig)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.envs.registration import EnvSpec
 
 from nasgym.core import observation, settings
 from nasgym.core.config import SETTINGS_CLASSES, EnvConfig, make_configs
@@ -54,6 +56,9 @@ class NASEnv(gym.Env[np.ndarray, int]):
       scratch; its accuracy on the reward split, in [0, 1], is the reward.
     - `reward="final"` (Zoph & Le): 0 until the episode ends, then the final network's accuracy.
     - An invalid network (a spatial side below 1) gets 0.
+    - `reward_source="weight_sharing"` (ENAS): instead of training from scratch, the network is scored with weights
+      shared by every network of the space, after k minibatches of training through it (the `ws_*` keywords);
+      far cheaper, never cached, and a coarser ranking (`nasgym fidelity` measures how coarse).
 
     Identical networks are never trained twice: a persistent SQLite reward cache answers them. A network
     whose training diverges or runs out of memory gets 0, with the reason in `info["failure"]`.
@@ -75,9 +80,11 @@ class NASEnv(gym.Env[np.ndarray, int]):
     rewarded), `from_cache` (answered by the persistent cache: trained by an earlier run or another process),
     `train_seconds` (what training this network took, whenever that was; 0.0 when not rewarded), `parameters`
     (int, -1 when not rewarded), `failure` (why training failed, `""` otherwise) and `reward_source`
-    (`"trained"`, `"function"` or `"none"`). A repeat within one environment returns the first answer
-    unchanged, so a step is a pure function of the architecture; `env.unwrapped.evaluator.stats` counts what
-    was really trained.
+    (`"trained"`, `"weight_sharing"`, `"function"` or `"none"`). A repeat within one environment returns the first
+    answer unchanged, so a step is a pure function of the architecture; `env.unwrapped.evaluator.stats` counts what
+    was really trained. With `reward_source="weight_sharing"` it is not: each rewarded step trains the shared
+    weights k minibatches through its network and then scores it with them, so the same network's reward moves as
+    they train; the environment's `spec.nondeterministic` is then True.
 
     ## Arguments
 
@@ -102,6 +109,19 @@ class NASEnv(gym.Env[np.ndarray, int]):
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 1}
+    _spec: EnvSpec | None = None
+
+    @property
+    def spec(self) -> EnvSpec | None:
+        """The registration ``gym.make`` used; marked nondeterministic when rewards come from weights that move
+        between steps (weight sharing), which is what the flag tells Gymnasium's checker."""
+        return self._spec
+
+    @spec.setter
+    def spec(self, value: EnvSpec | None) -> None:
+        if value is not None and not getattr(self.__dict__.get("evaluator"), "stationary", True):
+            value = dataclasses.replace(value, nondeterministic=True)
+        self._spec = value
 
     def __init__(
         self,
@@ -204,7 +224,7 @@ class NASEnv(gym.Env[np.ndarray, int]):
                 prefix = Architecture(episode.actions[:length])
                 if prefix.is_valid(self.image_size, self.max_layers):
                     networks.setdefault(str(prefix.network), prefix.network)
-        if networks:
+        if networks and getattr(self.evaluator, "stationary", True):  # shared weights: each step trains them
             self.evaluator.evaluate(list(networks.values()))
 
     def close(self) -> None:

@@ -6,8 +6,9 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-REWARD_SOURCES = ("trained", "function", "none")
-"""Where a reward came from: a child trained from scratch, a user's reward function, or no reward this step."""
+REWARD_SOURCES = ("trained", "weight_sharing", "function", "none")
+"""Where a reward came from: a child trained from scratch, shared weights (never cached), a user's reward function,
+or no reward this step."""
 
 
 @dataclass(frozen=True)

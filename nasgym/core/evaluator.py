@@ -235,8 +235,13 @@ def cache_path_of(config: EnvConfig) -> str | Path | None:
     return (config.cache_path or default_cache_path()) if config.cache else None
 
 
-def build_evaluator(config: EnvConfig, train_config: TrainConfig, data: ImageData | None = None) -> TrainingEvaluator:
-    """The evaluator ``NAS-v0`` builds for these settings: this process trains, or Ray tasks do (``backend``)."""
+def build_evaluator(config: EnvConfig, train_config: TrainConfig, data: ImageData | None = None) -> Evaluator:
+    """The evaluator ``NAS-v0`` builds for these settings: this process trains, or Ray tasks do (``backend``), or
+    shared weights score the networks (``reward_source='weight_sharing'``)."""
+    if config.reward_source == "weight_sharing":
+        from nasgym.core.weight_sharing.evaluator import WeightSharingEvaluator  # it builds on this module
+
+        return WeightSharingEvaluator.from_config(config, train_config, data=data)
     if config.compute.backend == "ray":
         from nasgym.core.ray_backend import RayEvaluator  # Ray is optional: imported only when asked for
 

@@ -74,7 +74,7 @@ class NASVectorEnv(SyncVectorEnv):
             network = self.envs[index].rewarded_network(int(action))
             if network is not None:
                 networks.append(network)
-        if networks:
+        if networks and getattr(self.evaluator, "stationary", True):  # shared weights: each copy's step trains them
             self.evaluator.evaluate(networks)
         if not held:
             return super().step(actions)

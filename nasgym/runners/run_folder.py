@@ -2,7 +2,8 @@
 
 ``run.json`` the settings, ``episodes.csv`` every step, ``progress.csv`` the agent's training metrics,
 ``tensorboard/`` the same as TensorBoard events, ``agent.pt`` the checkpoint, ``summary.json`` the best
-architectures, ``search.png`` the rewards over the search, ``.lock`` held by the search that writes the folder.
+architectures, ``search.png`` the rewards over the search, ``.lock`` held by the search that writes the folder,
+``retrained.json``/``retrained.csv`` the best networks trained from scratch after a cheap search (``--retrain-top``).
 Every other module reaches these files through ``RunFolder``.
 """
 
@@ -142,6 +143,8 @@ class RunFolder:
     plot_file = property(lambda self: self.path / "search.png")
     tensorboard_dir = property(lambda self: self.path / "tensorboard")
     lock_file = property(lambda self: self.path / ".lock")
+    retrained_json = property(lambda self: self.path / "retrained.json")
+    retrained_csv = property(lambda self: self.path / "retrained.csv")
 
     def __str__(self) -> str:
         return str(self.path)

@@ -3,7 +3,9 @@
 The checkpoint is taken at episode ends, at most every ``checkpoint_seconds``, and at the end. ``resume=True``
 continues from it: rows after it are dropped and redone, and their rewards come back from the reward cache. A
 checkpoint holds the agent's whole state (weights, optimiser, random generators, unfinished batches), so the
-redone steps are the ones that were lost.
+redone steps are the ones that were lost. An evaluator with a state of its own (the shared weights of
+``reward_source="weight_sharing"``, whose rewards no cache can give back) is saved in the same file, taken at the
+same moment, so the redone steps train and score from the same weights again.
 
 ``num_envs`` above 1 runs that many episodes at once in ``NAS-v0``'s vector env, whose copies' networks reach the
 evaluator as one batch per step; the log's ``env`` column says which copy took a step. A checkpoint is then taken
@@ -23,6 +25,7 @@ import gymnasium as gym
 from tqdm.auto import tqdm
 
 import agents
+from agents import checkpoint
 from nasgym.core import settings
 from nasgym.core.config import BackendConfig
 from nasgym.core.errors import ConfigError, NasGymError
@@ -116,12 +119,42 @@ def _make_env(settings: SearchSettings) -> gym.Env | gym.vector.VectorEnv:
 
 def _agent(settings: SearchSettings, env: gym.Env, folder: RunFolder, start_step: int, start_from: Path | None):
     if start_step:  # a checkpoint of another agent is refused before anything is built
-        return agents.load(folder.checkpoint, env, agent=settings.agent)
+        agent = agents.load(folder.checkpoint, env, agent=settings.agent)
+        _restore_evaluator(env, folder)
+        return agent
     if start_from is not None:
         agent = agents.load(start_from, env, agent=settings.agent, **settings.agent_options)
         agent.reset_trial()  # a new dataset is a new trial
         return agent
     return agents.make(settings.agent, env, **settings.agent_options)
+
+
+def _stateful_evaluator(env: gym.Env) -> Any:
+    """The environment's evaluator when it has a state that rewards depend on (``state_dict``), else None."""
+    evaluator = getattr(env.unwrapped, "evaluator", None)
+    return evaluator if callable(getattr(evaluator, "state_dict", None)) else None
+
+
+def checkpoint_metadata(env: gym.Env, steps: int) -> dict[str, Any]:
+    """What a search stores beside the agent: the step count and, where it has one, the evaluator's state."""
+    evaluator = _stateful_evaluator(env)
+    return {"search_steps": steps, **({"evaluator": evaluator.state_dict()} if evaluator is not None else {})}
+
+
+def _restore_evaluator(env: gym.Env, folder: RunFolder) -> None:
+    evaluator = _stateful_evaluator(env)
+    if evaluator is None:
+        return
+    state = checkpoint.read(folder.checkpoint)["metadata"].get("evaluator")
+    if state is None:
+        raise NasGymError(
+            f"{folder.checkpoint} holds no shared weights, so this weight-sharing search cannot continue exactly; "
+            "start a new search in another --out"
+        )
+    try:
+        evaluator.load_state_dict(state)
+    except (KeyError, ValueError, RuntimeError) as error:
+        raise NasGymError(f"{folder.checkpoint}: its shared weights do not fit these settings ({error})") from None
 
 
 def run_search(
@@ -221,14 +254,14 @@ def _search(
         log.step(step, event["reward"], env.best_at(step))
         bar.set_postfix(best=f"{env.best_at(step):.4f}", arch=event["info"]["architecture"])
         if event["terminated"] and time.monotonic() - last_save >= checkpoint_seconds:
-            agent.save(folder.checkpoint, {"search_steps": env.step_count})  # the agent is done with this step
+            agent.save(folder.checkpoint, checkpoint_metadata(env, env.step_count))  # the agent is done with this step
             last_save = time.monotonic()
 
     try:
         remaining = settings.steps - start_step
         if remaining > 0:
             (agent.learn if learn else agent.play)(remaining, callback=on_step)
-        agent.save(folder.checkpoint, {"search_steps": env.step_count})
+        agent.save(folder.checkpoint, checkpoint_metadata(env, env.step_count))
     except KeyboardInterrupt:
         write_summary(folder, settings)
         raise

@@ -58,6 +58,11 @@ def make_configs(options: dict[str, Any]) -> tuple[ZophLeConfig, EnvConfig, Trai
             f"NAS-ZophLe-v0 rewards only the finished network (reward='final'), got reward={options['reward']!r}: "
             "a layer's tokens alone are no network to train"
         )
+    if options.get("reward_source", "trained") != "trained":
+        raise ConfigError(
+            f"NAS-ZophLe-v0 trains each network from scratch (reward_source='trained'), got "
+            f"reward_source={options['reward_source']!r}: weight sharing serves NAS-v0's chain space only"
+        )
     zophle = settings.build(ZophLeConfig, {k: v for k, v in options.items() if k in own})
     env_config = settings.build(EnvConfig, {**{k: v for k, v in options.items() if k in env}, "reward": "final"})
     train_config = settings.build(TrainConfig, {k: v for k, v in options.items() if k in train})

@@ -22,6 +22,8 @@ from nasgym.runners.cli.options import (
     positive_int,
 )
 from nasgym.runners.curriculum import Curriculum
+from nasgym.runners.retrain import retrain_top
+from nasgym.runners.run_folder import RunFolder
 from nasgym.runners.search import SearchSettings, run_search
 
 
@@ -74,6 +76,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="with --env NAS-ZophLe-v0: networks of START layers for EVERY episodes, then STEP more every EVERY "
         "episodes, up to --layers (Zoph & Le: 2 more every 1600 networks); default: always --layers",
     )
+    parser.add_argument(
+        "--retrain-top",
+        type=non_negative_int,
+        default=0,
+        metavar="K",
+        help="after the search, train its K best distinct networks from scratch with reward_source=trained and "
+        "the search's settings; OUT/retrained.json and .csv (the ENAS workflow after --reward-source "
+        "weight_sharing; default 0: none)",
+    )
     add_protocol_option(parser)
     add_ray_option(parser)
     add_env_choice(parser)
@@ -84,6 +95,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.frozen and not args.start_from:
         raise ConfigError("--frozen runs a trained policy: give it with --start-from AGENT.pt")
+    if args.retrain_top and args.env != "NAS-v0":
+        raise ConfigError(
+            f"--retrain-top retrains a weight-sharing search's networks, which only NAS-v0 has; {args.env} "
+            "trains every network from scratch already"
+        )
     protocol = chosen_protocol(args)
     out = Path(args.out or f"runs/{args.agent}-{args.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
     curriculum = Curriculum.parse(args.curriculum) if args.curriculum else None
@@ -118,4 +134,12 @@ def run(args: argparse.Namespace) -> int:
             f"best architecture: {best['architecture']}  reward {best['reward']:.4f}  "
             f"({best['parameters']:,} parameters, first at step {best['first_step']})"
         )
+    if args.retrain_top:
+        records = retrain_top(RunFolder(out), settings, args.retrain_top)
+        print(f"retrained the {len(records)} best networks from scratch ({out / 'retrained.csv'}):")
+        for record in records:
+            print(
+                f"  {record['rank']:>2}. {record['architecture']:<30} search reward {record['search_reward']:.4f} "
+                f"({record['search_reward_source']})  trained {record['trained_reward']:.4f}"
+            )
     return 0

@@ -7,7 +7,7 @@ import argparse
 from tqdm.auto import tqdm
 
 from nasgym.core.config import make_configs
-from nasgym.core.errors import ArchitectureError
+from nasgym.core.errors import ArchitectureError, ConfigError
 from nasgym.core.evaluator import build_evaluator
 from nasgym.core.search_space import Architecture, shorten
 from nasgym.core.training import split_indices
@@ -41,6 +41,10 @@ def run(args: argparse.Namespace) -> int:
         raise ArchitectureError(
             f"{shorten(str(architecture))} is invalid at image size {env_config.image_size}: spatial sides "
             f"{shorten(str(sides))} fall below 1"
+        )
+    if env_config.reward_source != "trained":
+        raise ConfigError(
+            "nasgym train trains a network from scratch; drop --reward-source (weight sharing is for searches)"
         )
     evaluator = build_evaluator(env_config, train_config)  # local, or Ray tasks with --backend ray
     epochs = 0 if evaluator.cached(architecture) else train_config.epochs

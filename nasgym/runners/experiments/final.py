@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from nasgym.core.config import make_configs
 from nasgym.core.datasets import ImageData
-from nasgym.core.errors import ArchitectureError
+from nasgym.core.errors import ArchitectureError, ConfigError
 from nasgym.core.evaluation import Evaluation
 from nasgym.core.evaluator import TrainingEvaluator, build_evaluator, load_data
 from nasgym.core.network import NetworkConfig, glorot_init
@@ -112,6 +112,10 @@ def train_final(
             )
     if baseline == "vgg_two_blocks" and image_size < 4:
         raise ArchitectureError(f"the vgg_two_blocks baseline needs images of at least 4x4, got {image_size}")
+    if env_config.reward_source != "trained":
+        raise ConfigError(
+            "nasgym final trains networks from scratch; drop --reward-source (weight sharing is for searches)"
+        )
     data = load_data(env_config)
     # The same train split in every repeat: only the training's randomness changes.
     repeat_configs = [

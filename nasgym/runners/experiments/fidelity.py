@@ -1,0 +1,154 @@
+"""``nasgym fidelity``: how well each cheap reward ranks networks, measured against trained rewards.
+
+N valid networks are drawn (seeded, an equal share of each depth, valid at every image size used). Each gets the
+reference reward (training at the budget the NAS-v0 keywords give) and every cheap reward:
+
+* ``ws_gap`` and ``ws_per_shape``: weight sharing with each head (``reward_source='weight_sharing'``), as a
+  search sees it: after the warm-up, the networks are evaluated one after another in a seeded random order, each
+  evaluation training the shared weights k minibatches through the network and then scoring it;
+* ``epochs_E``: the same training for fewer epochs; ``pixels_S``: on smaller images; ``data_F``: on a fraction F
+  of the images (``max_samples``, so the reward split shrinks too);
+* ``naswot``: the zero-cost proxy of Mellor et al. 2021 (``nasgym.core.zero_cost``).
+
+Trained rewards go through the reward cache, so a rerun (or an interrupted run) trains only what is missing.
+``fidelity_report`` turns the rewards into rank correlations, plots and a markdown report.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from nasgym.core.config import make_configs
+from nasgym.core.errors import ConfigError
+from nasgym.core.evaluator import TrainingEvaluator, build_evaluator, load_data
+from nasgym.core.sampling import stratified_networks
+from nasgym.core.search_space import Architecture
+from nasgym.core.zero_cost import naswot
+from nasgym.runners.experiments.fidelity_report import write_report
+
+REFERENCE = "reference"
+
+
+@dataclass(frozen=True)
+class FidelityPlan:
+    """What a fidelity run measures; stored in results.json."""
+
+    dataset: str
+    networks: int = 60
+    seed: int = 0
+    """Seeds the sample of networks and the order weight sharing meets them in."""
+    env_options: dict[str, Any] = field(default_factory=dict)
+    """NAS-v0 keywords of the reference (its training budget) and of every cheap reward unless it changes them."""
+    low_epochs: tuple[int, ...] = (1, 3)
+    low_image_size: int | None = None
+    """None: two thirds of the reference's image size."""
+    data_fraction: float = 0.25
+    ws_heads: tuple[str, ...] = ("gap", "per_shape")
+    bootstrap: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.networks < 4:
+            raise ConfigError(f"a rank correlation needs at least 4 networks, got {self.networks}")
+        if not 0 < self.data_fraction < 1:
+            raise ConfigError(f"data fraction must be in (0, 1), got {self.data_fraction}")
+        if any(epochs < 1 for epochs in self.low_epochs):
+            raise ConfigError(f"low epochs must be at least 1, got {self.low_epochs}")
+
+
+def run_fidelity(out_dir: str | Path, plan: FidelityPlan, progress: bool = True) -> dict[str, Any]:
+    """Measure every reward of ``plan`` for its networks; write results.json, fidelity.csv, plots and report.md
+    into ``out_dir`` and return the results."""
+    out = Path(out_dir)
+    base = {k: v for k, v in plan.env_options.items() if k != "reward_source"}
+    env_config, train_config = make_configs({"dataset": plan.dataset, **base})
+    size = env_config.image_size
+    low_size = plan.low_image_size or max(1, round(size * 2 / 3))
+    networks = stratified_networks(plan.networks, plan.seed, min(size, low_size), env_config.max_layers)
+    data = load_data(env_config)
+    n_images = len(data.labels)
+    trained_sources = {REFERENCE: {}}
+    for epochs in plan.low_epochs:
+        trained_sources[f"epochs_{epochs}"] = {"epochs": epochs}
+    trained_sources[f"pixels_{low_size}"] = {"image_size": low_size}
+    trained_sources[f"data_{plan.data_fraction:g}"] = {"max_samples": max(2, round(plan.data_fraction * n_images))}
+    descriptions = {
+        REFERENCE: f"trained {train_config.epochs} epochs at {size} px on {n_images} images",
+        **{f"epochs_{e}": f"trained {e} epochs" for e in plan.low_epochs},
+        f"pixels_{low_size}": f"trained on {low_size} px images",
+        f"data_{plan.data_fraction:g}": f"trained on {max(2, round(plan.data_fraction * n_images))} images",
+        "naswot": "NASWOT at initialisation, one minibatch (Mellor et al. 2021)",
+    }
+    rewards: dict[str, list[float]] = {}
+    seconds: dict[str, list[float]] = {}
+    for name, changes in trained_sources.items():
+        options = {**base, **changes}
+        env_c, train_c = make_configs({"dataset": plan.dataset, **options})
+        same_images = env_c.image_size == size and env_c.max_samples == env_config.max_samples
+        evaluator = build_evaluator(env_c, train_c, data=data if same_images else None)
+        try:
+            evaluations = _evaluate_each(evaluator, networks, f"{name}", progress)
+        finally:
+            evaluator.close()
+        rewards[name] = [e.accuracy for e in evaluations]
+        seconds[name] = [e.train_seconds for e in evaluations]
+    reference = TrainingEvaluator.from_config(env_config, train_config, data=data)
+    scores = [naswot(reference.trainer, network) for network in tqdm(networks, "naswot", disable=not progress)]
+    rewards["naswot"], seconds["naswot"] = [s for s, _ in scores], [t for _, t in scores]
+    warmups: dict[str, float] = {}
+    for head in plan.ws_heads:
+        name = f"ws_{head}"
+        ws_rewards, ws_seconds, warmups[name] = _weight_sharing(plan, base, head, networks, data, progress)
+        rewards[name], seconds[name] = ws_rewards, ws_seconds
+        ws = make_configs({"dataset": plan.dataset, **base, "ws_head": head})[0].weight_sharing
+        descriptions[name] = (
+            f"weight sharing, {head} head: warm-up {ws.ws_warmup} networks, {ws.ws_steps} minibatches per reward, "
+            f"{ws.ws_optimizer} {ws.ws_learning_rate:g}, scored on {ws.ws_valid_samples} images"
+        )
+    results = {
+        "plan": {**asdict(plan), "low_image_size": low_size},
+        "dataset_images": n_images,
+        "descriptions": descriptions,
+        "warmup_seconds": warmups,
+        "networks": [
+            {
+                "architecture": str(network),
+                "depth": len(network),
+                "rewards": {name: values[i] for name, values in rewards.items()},
+                "seconds": {name: values[i] for name, values in seconds.items()},
+            }
+            for i, network in enumerate(networks)
+        ],
+    }
+    results["sources"] = write_report(out, results, plan.bootstrap, plan.seed)
+    (out / "results.json").write_text(json.dumps(results, indent=2, allow_nan=True))
+    return results
+
+
+def _evaluate_each(evaluator, networks: list[Architecture], name: str, progress: bool) -> list:
+    """One network per call, so each one's reward is stored in the cache as soon as it is known."""
+    return [evaluator.evaluate([network])[0] for network in tqdm(networks, name, disable=not progress)]
+
+
+def _weight_sharing(
+    plan: FidelityPlan, base: dict, head: str, networks: list[Architecture], data, progress: bool
+) -> tuple[list[float], list[float], float]:
+    """Rewards and seconds per network from one shared-weights evaluator, the networks met in a seeded random
+    order after the warm-up (whose seconds are returned apart)."""
+    env_c, train_c = make_configs({"dataset": plan.dataset, **base, "reward_source": "weight_sharing", "ws_head": head})
+    evaluator = build_evaluator(env_c, train_c, data=data)
+    start = time.perf_counter()
+    evaluator.warm_up()
+    warmup = time.perf_counter() - start
+    order = np.random.default_rng(plan.seed).permutation(len(networks))
+    rewards, seconds = [0.0] * len(networks), [0.0] * len(networks)
+    for index in tqdm(order, f"ws_{head}", disable=not progress):
+        evaluation = evaluator.evaluate([networks[index]])[0]
+        rewards[index], seconds[index] = evaluation.accuracy, evaluation.train_seconds
+    return rewards, seconds, warmup
