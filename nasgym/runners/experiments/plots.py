@@ -88,7 +88,10 @@ def plot_episode_length(runs: Mapping[str, Sequence[RunData]], title: str, path:
         _band(axis, np.arange(1, lengths.shape[1] + 1), lengths, name, colors[name])
     axis.set(xlabel="episode", ylabel="layers per episode (rolling mean of 5)", title=f"{title}: episode length")
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
+    if axis.get_legend_handles_labels()[0]:
+        axis.legend(fontsize=8)
+    else:  # no run finished an episode yet
+        axis.text(0.5, 0.5, "no finished episode yet", transform=axis.transAxes, ha="center", va="center")
     return _save(figure, path)
 
 
