@@ -45,7 +45,7 @@ from nasgym.core.errors import NasGymError
 from nasgym.core.evaluator import TrainingEvaluator
 from nasgym.core.network import build_network
 from nasgym.core.search_space import TERMINAL_ACTION, Architecture, action_mask
-from nasgym.core.training import ChildTrainer, TrainConfig, resolve_device, split_indices
+from nasgym.core.training import ChildTrainer, TrainConfig, resolve_device, split_for
 from nasgym.core.training.device import available_cpus, limit_threads
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -90,14 +90,7 @@ class NaiveReference:
 
     def __init__(self, data: ImageData, config: TrainConfig, device: torch.device):
         self.data, self.config, self.device = data, config, device
-        train_idx, eval_idx, _ = split_indices(
-            data.labels,
-            config.train_fraction,
-            config.shuffle_seed,
-            data.n_classes,
-            config.test_fraction,
-            config.split_rounding,
-        )
+        train_idx, eval_idx, _ = split_for(data, config)
         images = torch.from_numpy(data.images).permute(0, 3, 1, 2).float().div(255).contiguous()
         labels = torch.from_numpy(data.labels)
         self.train_set = TensorDataset(images[train_idx], labels[train_idx])

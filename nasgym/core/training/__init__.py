@@ -3,7 +3,7 @@ the loop (``trainer``)."""
 
 from nasgym.core.training.config import TrainConfig
 from nasgym.core.training.device import available_cpus, limit_threads, resolve_device, retained_heap
-from nasgym.core.training.trainer import ChildTrainer, EpochCallback, split_indices
+from nasgym.core.training.trainer import ChildTrainer, EpochCallback, split_for, split_indices
 
 __all__ = [
     "ChildTrainer",
@@ -13,5 +13,6 @@ __all__ = [
     "limit_threads",
     "resolve_device",
     "retained_heap",
+    "split_for",
     "split_indices",
 ]

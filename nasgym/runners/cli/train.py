@@ -10,7 +10,7 @@ from nasgym.core.config import make_configs
 from nasgym.core.errors import ArchitectureError, ConfigError
 from nasgym.core.evaluator import build_evaluator
 from nasgym.core.search_space import Architecture, shorten
-from nasgym.core.training import split_indices
+from nasgym.core.training import split_for
 from nasgym.runners.cli.options import add_env_options, add_protocol_option, chosen_protocol, env_options
 
 
@@ -54,9 +54,7 @@ def run(args: argparse.Namespace) -> int:
         result = evaluator.evaluate([architecture], on_epoch=lambda _epoch: bar.update())[0]
     evaluator.close()
     data, cfg = evaluator.data, train_config
-    split = split_indices(
-        data.labels, cfg.train_fraction, cfg.shuffle_seed, data.n_classes, cfg.test_fraction, cfg.split_rounding
-    )
+    split = split_for(data, cfg)
     print(f"architecture  {result.architecture or '(empty)'}  (spatial sides {' -> '.join(map(str, sides))})")
     print(
         f"dataset       {data.name}: {len(data)} images, {data.n_classes} classes, {len(split.train)} train / "
