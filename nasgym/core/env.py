@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from gymnasium.envs.registration import EnvSpec
 
 from nasgym.core import observation, settings
 from nasgym.core.config import SETTINGS_CLASSES, EnvConfig, make_configs
-from nasgym.core.errors import ArchitectureError, ConfigError
+from nasgym.core.env_base import EvaluatedEnv
+from nasgym.core.errors import ArchitectureError
 from nasgym.core.evaluation import Evaluation
-from nasgym.core.evaluator import Evaluator, build_evaluator
+from nasgym.core.evaluator import Evaluator
 from nasgym.core.search_space import N_ACTIONS, Architecture, action_mask
 from nasgym.core.space_model import ChainSpaceModel
 
 
-class NASEnv(gym.Env[np.ndarray, int]):
+class NASEnv(EvaluatedEnv):
     """
     ## Description
 
@@ -108,21 +106,6 @@ class NASEnv(gym.Env[np.ndarray, int]):
     that matters: the environment's dynamics are deterministic.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 1}
-    _spec: EnvSpec | None = None
-
-    @property
-    def spec(self) -> EnvSpec | None:
-        """The registration ``gym.make`` used; marked nondeterministic when rewards come from weights that move
-        between steps (weight sharing), which is what the flag tells Gymnasium's checker."""
-        return self._spec
-
-    @spec.setter
-    def spec(self, value: EnvSpec | None) -> None:
-        if value is not None and not getattr(self.__dict__.get("evaluator"), "stationary", True):
-            value = dataclasses.replace(value, nondeterministic=True)
-        self._spec = value
-
     def __init__(
         self,
         dataset: str = EnvConfig.dataset,
@@ -132,16 +115,7 @@ class NASEnv(gym.Env[np.ndarray, int]):
         **options: Any,
     ):
         self.config, self.train_config = make_configs({"dataset": dataset, **options})
-        if render_mode not in (None, "ansi"):
-            raise ConfigError(f"render_mode must be None or 'ansi', got {render_mode!r}")
-        if evaluator is not None and not callable(getattr(evaluator, "evaluate", None)):
-            raise ConfigError(
-                f"evaluator must have an evaluate(architectures) method, got {type(evaluator).__name__}; "
-                "see nasgym.core.evaluator.FunctionEvaluator"
-            )
-        self.render_mode = render_mode
-        self.evaluator = evaluator or build_evaluator(self.config, self.train_config)
-
+        self._attach_evaluator(evaluator, render_mode, self.config, self.train_config)
         self.action_space = spaces.Discrete(N_ACTIONS)
         self.observation_space = observation.observation_space(self.config.observation, self.max_layers)
         self.architecture = Architecture(())
@@ -180,10 +154,7 @@ class NASEnv(gym.Env[np.ndarray, int]):
         return self._observation(), {"architecture": str(architecture), "layers": len(architecture)}
 
     def step(self, action: int):
-        if self._done:
-            raise RuntimeError("the episode has ended; call env.reset() before stepping again")
-        if not self.action_space.contains(action):
-            raise ArchitectureError(f"action {action!r} is outside the action space Discrete({N_ACTIONS})")
+        self._check_step(action)
         rewarded = self.rewarded_network(int(action))
         self.architecture = self.architecture.append(int(action))
         valid = self.architecture.is_valid(self.image_size, self.max_layers)
@@ -224,13 +195,7 @@ class NASEnv(gym.Env[np.ndarray, int]):
                 prefix = Architecture(episode.actions[:length])
                 if prefix.is_valid(self.image_size, self.max_layers):
                     networks.setdefault(str(prefix.network), prefix.network)
-        if networks and getattr(self.evaluator, "stationary", True):  # shared weights: each step trains them
-            self.evaluator.evaluate(list(networks.values()))
-
-    def close(self) -> None:
-        if callable(close := getattr(self.evaluator, "close", None)):
-            close()
-        super().close()
+        self._evaluate_ahead(list(networks.values()))
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":

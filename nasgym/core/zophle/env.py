@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
 from nasgym.core import settings
-from nasgym.core.errors import ArchitectureError, ConfigError
+from nasgym.core.env_base import EvaluatedEnv
+from nasgym.core.errors import ConfigError
 from nasgym.core.evaluation import Evaluation
-from nasgym.core.evaluator import Evaluator, build_evaluator
+from nasgym.core.evaluator import Evaluator
 from nasgym.core.zophle.config import all_settings, make_configs
 from nasgym.core.zophle.network import output_sides
 from nasgym.core.zophle.space import N_ACTIONS, TOKEN_TYPES, ZophLeArchitecture, space_size
@@ -23,7 +23,7 @@ NO_ACCURACY = -1.0
 Gymnasium's determinism check (which compares infos with ``==``) passing on the many unrewarded steps here."""
 
 
-class ZophLeEnv(gym.Env[np.ndarray, int]):
+class ZophLeEnv(EvaluatedEnv):
     """
     ## Description
 
@@ -90,8 +90,6 @@ class ZophLeEnv(gym.Env[np.ndarray, int]):
     `evaluator=` and `render_mode="ansi"` work as in NAS-v0.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 1}
-
     def __init__(
         self,
         dataset: str | None = None,
@@ -103,12 +101,7 @@ class ZophLeEnv(gym.Env[np.ndarray, int]):
         if dataset is not None:
             options["dataset"] = dataset
         self.space_config, self.config, self.train_config = make_configs(options)
-        if render_mode not in (None, "ansi"):
-            raise ConfigError(f"render_mode must be None or 'ansi', got {render_mode!r}")
-        if evaluator is not None and not callable(getattr(evaluator, "evaluate", None)):
-            raise ConfigError(f"evaluator must have an evaluate(architectures) method, got {type(evaluator).__name__}")
-        self.render_mode = render_mode
-        self.evaluator = evaluator or build_evaluator(self.config, self.train_config)
+        self._attach_evaluator(evaluator, render_mode, self.config, self.train_config)
         self._space = ZophLeSpaceModel(self.space_config.layers, self.space_config.layers, self.space_config.strides)
         self.action_space = spaces.Discrete(N_ACTIONS)
         self.observation_space = self._space.observation_space
@@ -162,10 +155,7 @@ class ZophLeEnv(gym.Env[np.ndarray, int]):
         return self._space.observe(()), {"architecture": "", "layers": 0, "depth": self.depth}
 
     def step(self, action: int):
-        if self._done:
-            raise RuntimeError("the episode has ended; call env.reset() before stepping again")
-        if not self.action_space.contains(action):
-            raise ArchitectureError(f"action {action!r} is outside the action space Discrete({N_ACTIONS})")
+        self._check_step(action)
         token = self._space.tokens[len(self.architecture)]
         self.architecture = self.architecture.append(int(action))
         valid = int(action) < token.choices
@@ -200,13 +190,7 @@ class ZophLeEnv(gym.Env[np.ndarray, int]):
             architecture = self._space.architecture(actions)
             if architecture.is_valid and len(architecture) == self._space.episode_steps():
                 networks.setdefault(str(architecture), architecture)
-        if networks:
-            self.evaluator.evaluate(list(networks.values()))
-
-    def close(self) -> None:
-        if callable(close := getattr(self.evaluator, "close", None)):
-            close()
-        super().close()
+        self._evaluate_ahead(list(networks.values()))
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":
