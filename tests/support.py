@@ -54,6 +54,34 @@ def toy_env(reward: str = "per_step", image_size: int = 84, reward_fn=toy_reward
     return gym.make("NAS-v0", evaluator=evaluator, reward=reward, image_size=image_size, **options)
 
 
+class CtrlCEvaluator(FunctionEvaluator):
+    """The toy reward, but Ctrl-C arrives while the ``after``-th architecture would be evaluated."""
+
+    def __init__(self, after: int):
+        super().__init__(toy_reward)
+        self.left = after
+
+    def evaluate(self, architectures):
+        self.left -= len(architectures)
+        if self.left < 0:
+            raise KeyboardInterrupt
+        return super().evaluate(architectures)
+
+
+class CtrlCAtStep(gym.Wrapper):
+    """Ctrl-C arrives during step number ``step`` (while its network would be trained or scored)."""
+
+    def __init__(self, env: gym.Env, step: int):
+        super().__init__(env)
+        self.steps_left = step
+
+    def step(self, action):
+        self.steps_left -= 1
+        if self.steps_left == 0:
+            raise KeyboardInterrupt
+        return self.env.step(action)
+
+
 def read_rows(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as handle:
         return list(csv.DictReader(handle))

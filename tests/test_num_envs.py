@@ -11,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from support import TINY, read_rows, toy_env, toy_reward
+from support import TINY, CtrlCEvaluator, read_rows, toy_env, toy_reward
 
 import agents
 from nasgym.core.config import make_configs
@@ -44,20 +44,6 @@ class RecordingEvaluator(TrainingEvaluator):
 def copies(num_envs: int = 2, evaluator=None, **options) -> gym.vector.VectorEnv:
     evaluator = evaluator or FunctionEvaluator(toy_reward, image_size=84)
     return gym.make_vec("NAS-v0", num_envs=num_envs, autoreset_mode=SAME_STEP, evaluator=evaluator, **options)
-
-
-class CtrlCEvaluator(FunctionEvaluator):
-    """The toy reward, but Ctrl-C arrives while the ``after``-th architecture would be evaluated."""
-
-    def __init__(self, after: int):
-        super().__init__(toy_reward)
-        self.left = after
-
-    def evaluate(self, architectures):
-        self.left -= len(architectures)
-        if self.left < 0:
-            raise KeyboardInterrupt
-        return super().evaluate(architectures)
 
 
 @pytest.mark.parametrize("name", AGENTS)

@@ -14,11 +14,10 @@ from pathlib import Path
 import gymnasium as gym
 import pytest
 import torch
-from support import TINY, toy_env, toy_reward
+from support import TINY, CtrlCAtStep, CtrlCEvaluator, toy_env
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import agents
-from nasgym.core.evaluator import FunctionEvaluator
 from nasgym.runners.cli import main
 from nasgym.runners.search import SearchSettings, run_search
 
@@ -42,34 +41,6 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 def checkpoint_step(out: Path) -> int:
     return torch.load(out / "agent.pt", weights_only=True)["num_timesteps"]
-
-
-class CtrlCEvaluator(FunctionEvaluator):
-    """The toy reward, but Ctrl-C arrives while the ``after``-th architecture would be evaluated."""
-
-    def __init__(self, after: int):
-        super().__init__(toy_reward)
-        self.left = after
-
-    def evaluate(self, architectures):
-        self.left -= len(architectures)
-        if self.left < 0:
-            raise KeyboardInterrupt
-        return super().evaluate(architectures)
-
-
-class CtrlCAtStep(gym.Wrapper):
-    """Ctrl-C arrives during step number ``step`` (while its network would train)."""
-
-    def __init__(self, env: gym.Env, step: int):
-        super().__init__(env)
-        self.steps_left = step
-
-    def step(self, action):
-        self.steps_left -= 1
-        if self.steps_left == 0:
-            raise KeyboardInterrupt
-        return self.env.step(action)
 
 
 @pytest.mark.parametrize("name", AGENTS)

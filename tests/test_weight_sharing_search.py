@@ -14,6 +14,7 @@ from pathlib import Path
 import gymnasium as gym
 import pytest
 import torch
+from support import CtrlCAtStep
 
 from nasgym.core.search_space import Architecture
 from nasgym.runners.cli import main
@@ -29,20 +30,6 @@ TIMED = ("train_seconds",)
 def rows_without_timings(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as handle:
         return [{k: v for k, v in row.items() if k not in TIMED} for row in csv.DictReader(handle)]
-
-
-class CtrlCAtStep(gym.Wrapper):
-    """Ctrl-C arrives during step number ``step`` (while its network is scored)."""
-
-    def __init__(self, env: gym.Env, step: int):
-        super().__init__(env)
-        self.steps_left = step
-
-    def step(self, action):
-        self.steps_left -= 1
-        if self.steps_left == 0:
-            raise KeyboardInterrupt
-        return self.env.step(action)
 
 
 def shared_weights(out: Path) -> dict:
