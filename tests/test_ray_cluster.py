@@ -26,6 +26,10 @@ def cluster():
     nodes.add_node(num_cpus=1, resources={"node_b": 1})
     nodes.wait_for_nodes()
     ray.init(address=nodes.address, log_to_driver=False)
+    # Start a worker process on each node before the search: otherwise the head may finish every training while
+    # the second node's first worker is still starting, and the search never reaches that node.
+    ready = ray.remote(lambda: ray.get_runtime_context().get_node_id())
+    ray.get([ready.options(resources={node: 1}).remote() for node in ("node_a", "node_b")])
     yield nodes
     ray.shutdown()
     nodes.shutdown()
@@ -35,8 +39,8 @@ def test_a_search_spreads_its_networks_over_both_nodes(cluster, tmp_path):
     import ray
 
     path = tmp_path / "rewards.sqlite"
-    budget = {**TINY, "epochs": 3, "max_samples": 600}  # about a second per network: the second node's worker
-    options = {**budget, "backend": "ray", "ray_address": cluster.address, "cache_path": str(path)}  # starts in time
+    budget = {**TINY, "epochs": 3, "max_samples": 600}  # about a second per network
+    options = {**budget, "backend": "ray", "ray_address": cluster.address, "cache_path": str(path)}
     # REINFORCE hands the evaluator the networks of 8 episodes at once: one batch for the two nodes to share.
     agent = {"seed": 0, "architectures_per_update": 8}
     run_search(tmp_path / "run", SearchSettings("reinforce", "digits", 8, options, agent), progress=False)
