@@ -166,6 +166,20 @@ def parameter_count(
     return total
 
 
+def flops(architecture: Architecture, n_classes: int, image_size: int, config: NetworkConfig = NetworkConfig()) -> int:
+    """Multiply-accumulates of one image's forward pass through the convolutions and dense layers (the count
+    NAS-Bench-201 reports as FLOPs; pooling, BatchNorm and activations are left out)."""
+    total, channels, convs = 0, 3, 0
+    sides = architecture.spatial_sizes(image_size)
+    for layer, side in zip(architecture.layers, sides[1:], strict=True):
+        if layer.type == CONV:
+            filters = config.conv_filters(convs)
+            total += side * side * filters * channels * layer.kernel**2
+            channels, convs = filters, convs + 1
+    total += channels * sides[-1] * sides[-1] * config.dense_units
+    return total + config.dense_units * n_classes
+
+
 def to_device(model: nn.Module, device: torch.device, channels_last: bool = True) -> nn.Module:
     """Move a child to ``device`` in channels_last layout, which cuDNN's bf16 convolutions prefer and with which
     oneDNN's CPU convolutions took ~20% less time per step (benchmarks/README.md)."""

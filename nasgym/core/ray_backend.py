@@ -20,6 +20,7 @@ import os
 import socket
 import warnings
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from nasgym.core.evaluation import Evaluation
 from nasgym.core.evaluator import Record, TrainingEvaluator, cache_path_of, load_data
 from nasgym.core.reward_cache import RewardCache
 from nasgym.core.search_space import Architecture
-from nasgym.core.training import ChildTrainer, EpochCallback, TrainConfig
+from nasgym.core.training import ChildTrainer, EpochCallback, LearningCurve, TrainConfig
 from nasgym.core.training.trainer import split_for
 
 INSTALL_HINT = "pip install nasgym[ray]"
@@ -89,9 +90,12 @@ def adopt_datasets(refs: dict[str, Any]) -> None:
     _SHARED.update({(node, fingerprint): ref for fingerprint, ref in refs.items()})
 
 
-def _train_task(data_box: list, config: TrainConfig, device: str, network: Architecture) -> Evaluation:
-    """Runs in a Ray worker: one training, on the trainer this worker keeps for the dataset, settings and device.
-    The dataset comes boxed in a list so that Ray hands over its reference, fetched only to build a trainer."""
+def _train_task(
+    data_box: list, config: TrainConfig, device: str, network: Architecture, curve: bool = False
+) -> Evaluation | LearningCurve:
+    """Runs in a Ray worker: one training (its learning curve when ``curve``), on the trainer this worker keeps for
+    the dataset, settings and device. The dataset comes boxed in a list so that Ray hands over its reference, fetched
+    only to build a trainer."""
     import ray
 
     (ref,) = data_box
@@ -103,6 +107,8 @@ def _train_task(data_box: list, config: TrainConfig, device: str, network: Archi
         while len(_TRAINERS) > WORKER_TRAINERS:
             _TRAINERS.popitem(last=False)
     _TRAINERS.move_to_end(slot)
+    if curve:
+        return _TRAINERS[slot].learning_curve(network)
     evaluation = _TRAINERS[slot].train(network)
     where = f"ray worker {socket.gethostname()}:{os.getpid()}"
     return replace(
@@ -215,3 +221,32 @@ class RayEvaluator(TrainingEvaluator):
                 f"training {network} on Ray failed after {self.max_retries} retries ({reason}); see the Ray logs, "
                 "check the workers' memory, or raise ray_max_retries"
             ) from error
+
+
+def learning_curves(
+    jobs: list[tuple[Architecture, int]], data: ImageData, config: EnvConfig, train_config: TrainConfig
+) -> Iterator[tuple[Architecture, int, LearningCurve]]:
+    """The learning curve of each (network, training seed), trained as Ray tasks, yielded as each finishes (a look-up
+    table's build spread over a cluster)."""
+    compute = config.compute
+    ray = connect(compute.ray_address)
+    device = RayEvaluator(data, train_config, config.device, None, task_gpus=compute.ray_task_gpus).device.type
+    task = _remote_task().options(
+        num_cpus=compute.ray_task_cpus,
+        num_gpus=compute.ray_task_gpus,
+        max_retries=compute.ray_max_retries,
+        name="nasgym-table",
+    )
+    box = [share_dataset(data)]
+    pending = {
+        task.remote(box, replace(train_config, seed=seed), device, network, True): (network, seed)
+        for network, seed in jobs
+    }
+    try:
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            network, seed = pending.pop(done[0])
+            yield network, seed, ray.get(done[0])
+    finally:
+        for ref in pending:
+            ray.cancel(ref, force=True)

@@ -3,11 +3,12 @@ the loop (``trainer``)."""
 
 from nasgym.core.training.config import TrainConfig
 from nasgym.core.training.device import available_cpus, limit_threads, resolve_device, retained_heap
-from nasgym.core.training.trainer import ChildTrainer, EpochCallback, split_for, split_indices
+from nasgym.core.training.trainer import ChildTrainer, EpochCallback, LearningCurve, split_for, split_indices
 
 __all__ = [
     "ChildTrainer",
     "EpochCallback",
+    "LearningCurve",
     "TrainConfig",
     "available_cpus",
     "limit_threads",

@@ -56,6 +56,21 @@ TEST_SPLIT_SEED = 2019
 any split seed) leaves out the same images."""
 
 
+class LearningCurve(NamedTuple):
+    """One training of a network, scored after every epoch: what a look-up table records per (network, seed)."""
+
+    evaluation: Evaluation
+    """The training's record (accuracy: the reward ``train`` gives for the full ``epochs``)."""
+    reward_correct: tuple[int, ...]
+    """Reward-split images classified correctly after each epoch 1..epochs (fewer when training failed)."""
+    test_correct: int
+    """Test-split images classified correctly after the last epoch (-1 without a test split or after a failure)."""
+    seconds: tuple[float, ...]
+    """Seconds from the start to the end of each epoch's training, the scoring this curve adds left out."""
+    score_seconds: float
+    """Seconds one scoring of the reward split took (the last epoch's), which a plain training also spends."""
+
+
 class Split(NamedTuple):
     """Row indices of the three parts of a dataset, each sorted in the order it is used."""
 
@@ -156,13 +171,17 @@ class ChildTrainer:
 
         self.train_x, self.train_y = place(train_idx)
         self.eval_x, self.eval_y = place(eval_idx)
+        self._place = place  # the test split is placed only when a learning curve asks for it
+        self._test: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
     def n_train(self) -> int:
         return len(self.train_y)
 
     # -- one training, with its failures as results ------------------------------------------------------------
-    def train(self, architecture: Architecture, on_epoch: EpochCallback | None = None) -> Evaluation:
+    def train(
+        self, architecture: Architecture, on_epoch: EpochCallback | None = None, curve: _Curve | None = None
+    ) -> Evaluation:
         """Train ``architecture`` from scratch; a NaN loss or running out of memory is a failed Evaluation (reward
         0 with the reason), never an exception."""
         network = architecture.network
@@ -176,6 +195,7 @@ class ChildTrainer:
                 ),
                 count,
                 on_epoch,
+                curve,
             )
         parameters = parameter_count(network, self.data.n_classes, self.data.image_size, self.config.network)
 
@@ -184,7 +204,20 @@ class ChildTrainer:
                 network, self.data.n_classes, self.data.image_size, self.config.network, 3, dropout_generator
             )
 
-        return self.train_model(str(network), build, parameters, on_epoch)
+        return self.train_model(str(network), build, parameters, on_epoch, curve)
+
+    def learning_curve(self, architecture: Architecture) -> LearningCurve:
+        """Train ``architecture`` exactly as ``train`` does (the same seeds, batches and schedule), scoring the reward
+        split after every epoch and the test split after the last. Scoring draws no random numbers and leaves the
+        weights alone, so the accuracy after epoch e is the reward a training of ``epochs=e`` returns."""
+        if self.config.score_split != "reward":
+            raise ConfigError("a learning curve scores the reward split; use score_split='reward'")
+        if self._test is None:
+            self._test = self._place(self.split.test)
+        curve = _Curve()
+        evaluation = self.train(architecture, curve=curve)
+        test_correct = -1 if evaluation.failure or not len(self.split.test) else curve.test_correct
+        return LearningCurve(evaluation, tuple(curve.correct), test_correct, tuple(curve.seconds), curve.score_seconds)
 
     def train_model(
         self,
@@ -192,6 +225,7 @@ class ChildTrainer:
         build: Callable[[torch.Generator], nn.Module],
         parameters: int,
         on_epoch: EpochCallback | None = None,
+        curve: _Curve | None = None,
     ) -> Evaluation:
         """Train the model ``build(dropout_generator)`` makes (for a network that is no architecture of the search
         space, such as a baseline) exactly as ``train`` trains a child: same data, schedule, seeds and reward."""
@@ -200,7 +234,7 @@ class ChildTrainer:
         if failure is None:  # refused up front: a failed huge allocation is slow and spoils the kept heap
             try:
                 with retained_heap() if self.device.type == "cpu" else contextlib.nullcontext():
-                    failure, accuracy, execution = self._train_with_fallback(build, on_epoch)
+                    failure, accuracy, execution = self._train_with_fallback(build, on_epoch, curve)
             except (RuntimeError, MemoryError) as error:
                 if not (isinstance(error, MemoryError) or is_out_of_memory(error)):
                     raise
@@ -211,11 +245,11 @@ class ChildTrainer:
         return Evaluation(name, accuracy, seconds, parameters, failure or "", execution=execution)
 
     def _train_with_fallback(
-        self, build: Callable[[torch.Generator], nn.Module], on_epoch: EpochCallback | None
+        self, build: Callable[[torch.Generator], nn.Module], on_epoch: EpochCallback | None, curve: _Curve | None
     ) -> tuple[str | None, float, str]:
         """Failure, accuracy and how it ran: CUDA graphs where they work, else eager training from scratch."""
         try:
-            return (*self._train_once(build, self.cuda_graphs, on_epoch), self._execution(self.cuda_graphs))
+            return (*self._train_once(build, self.cuda_graphs, on_epoch, curve), self._execution(self.cuda_graphs))
         except GraphCaptureError as error:  # leaving the handler frees the half-trained model
             reason = str(error)
         if not self._warned_capture:
@@ -228,7 +262,9 @@ class ChildTrainer:
             )
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        failure, accuracy = self._train_once(build, False, on_epoch)
+        if curve is not None:
+            curve.clear()
+        failure, accuracy = self._train_once(build, False, on_epoch, curve)
         return failure, accuracy, f"{self._execution(False)} (CUDA graph capture failed, trained eagerly: {reason})"
 
     def _release_device_memory(self) -> None:
@@ -258,7 +294,11 @@ class ChildTrainer:
 
     # -- the training itself ----------------------------------------------------------------------------------
     def _train_once(
-        self, build: Callable[[torch.Generator], nn.Module], graphs: bool, on_epoch: EpochCallback | None
+        self,
+        build: Callable[[torch.Generator], nn.Module],
+        graphs: bool,
+        on_epoch: EpochCallback | None,
+        curve: _Curve | None = None,
     ) -> tuple[str | None, float]:
         cuda = self.device.type == "cuda"
         stream = torch.cuda.Stream(self.device) if cuda else None
@@ -271,7 +311,7 @@ class ChildTrainer:
                 torch.default_generator.manual_seed(seed)  # initialisation runs on the CPU
                 model = build(dropout_generator)
             model = to_device(model, self.device)
-            failure, scores = self._fit(model, graphs, dropout_generator, on_epoch)
+            failure, scores = self._fit(model, graphs, dropout_generator, on_epoch, curve)
             accuracy = 0.0 if failure else max(scores) ** self.config.reward_exponent
         return failure, accuracy
 
@@ -285,9 +325,15 @@ class ChildTrainer:
         )
 
     def _fit(
-        self, model: nn.Module, graphs: bool, dropout_generator: torch.Generator, on_epoch: EpochCallback | None
+        self,
+        model: nn.Module,
+        graphs: bool,
+        dropout_generator: torch.Generator,
+        on_epoch: EpochCallback | None,
+        curve: _Curve | None = None,
     ) -> tuple[str | None, list[float]]:
-        """Train; the failure (None) and the scored split's accuracy after each of the last ``reward_epochs``."""
+        """Train; the failure (None) and the scored split's accuracy after each of the last ``reward_epochs``
+        (``curve``, when given, gets every epoch's)."""
         cfg = self.config
         # A CUDA graph bakes scalars in, so a graphed step reads the learning rate from a device tensor.
         lr = torch.tensor(cfg.learning_rate, device=self.device) if graphs else cfg.learning_rate
@@ -316,6 +362,7 @@ class ChildTrainer:
         model.train()
         scores: list[float] = []
         optimizer_step = 0
+        start_time, scoring = time.perf_counter(), 0.0
         for epoch in range(cfg.epochs):
             set_rate(epoch, optimizer_step)
             loss_sum.zero_()
@@ -327,20 +374,48 @@ class ChildTrainer:
                 optimizer_step += 1
             if not math.isfinite(loss_sum.item()):  # the one host sync per epoch
                 return f"non-finite training loss in epoch {epoch + 1}", scores
-            if epoch >= cfg.epochs - cfg.reward_epochs:
+            if curve is not None:
+                trained = time.perf_counter()
+                curve.seconds.append(trained - start_time - scoring)
+                curve.correct.append(self._correct(model, self.eval_x, self.eval_y))
+                curve.score_seconds = time.perf_counter() - trained
+                scoring += curve.score_seconds
+                if epoch >= cfg.epochs - cfg.reward_epochs:
+                    scores.append(curve.correct[-1] / len(self.eval_y))
+                model.train()
+            elif epoch >= cfg.epochs - cfg.reward_epochs:
                 scores.append(self._accuracy(model))
                 model.train()
             if on_epoch is not None:
                 on_epoch(epoch + 1)
+        if curve is not None and self._test is not None and len(self._test[1]):
+            curve.test_correct = self._correct(model, *self._test)
         return None, scores
 
-    @torch.inference_mode()
     def _accuracy(self, model: nn.Module) -> float:
+        return self._correct(model, self.eval_x, self.eval_y) / len(self.eval_y)
+
+    @torch.inference_mode()
+    def _correct(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> int:
+        """Images of a split that ``model`` classifies correctly."""
         model.eval()
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         size = EVAL_BATCH_SIZE.get(self.device.type, 256)
-        for start in range(0, len(self.eval_y), size):
+        for start in range(0, len(labels), size):
             with self._autocast():
-                logits = model(self._inputs(self.eval_x[start : start + size]))
-            correct += (logits.argmax(dim=1) == self.eval_y[start : start + size]).sum()
-        return correct.item() / len(self.eval_y)
+                logits = model(self._inputs(images[start : start + size]))
+            correct += (logits.argmax(dim=1) == labels[start : start + size]).sum()
+        return int(correct.item())
+
+
+class _Curve:
+    """What ``_fit`` records per epoch for ``ChildTrainer.learning_curve``."""
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self.correct: list[int] = []
+        self.seconds: list[float] = []
+        self.score_seconds = 0.0
+        self.test_correct = -1

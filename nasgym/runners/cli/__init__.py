@@ -10,9 +10,9 @@ import threading
 
 from nasgym import __version__
 from nasgym.core.errors import NasGymError
-from nasgym.runners.cli import bench, data, fidelity, final, search, train, transfer
+from nasgym.runners.cli import bench, data, fidelity, final, search, table, train, transfer
 
-COMMANDS = (train, search, data, bench, transfer, final, fidelity)
+COMMANDS = (train, search, data, bench, transfer, final, fidelity, table)
 
 
 class _Parser(argparse.ArgumentParser):
