@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from nasgym.core import settings
 from nasgym.core.errors import ConfigError
+from nasgym.core.lookup.source import table_defaults
 from nasgym.core.search_space import DEFAULT_IMAGE_SIZE, DEFAULT_MAX_LAYERS
 from nasgym.core.training import TrainConfig
 from nasgym.core.weight_sharing import WeightSharingConfig
@@ -54,10 +55,11 @@ class EnvConfig:
     """A registered dataset name (`nasgym data list`) or `folder:/path` (one subfolder per class)."""
     reward: Literal["per_step", "final"] = "per_step"
     """`per_step`: every step trains the network so far (NasGym); `final`: 0 until the episode ends (Zoph & Le)."""
-    reward_source: Literal["trained", "weight_sharing"] = "trained"
+    reward_source: Literal["trained", "weight_sharing", "table"] = "trained"
     """`trained`: each network is trained from scratch (NasGym); `weight_sharing`: scored with weights shared by all
     networks after k minibatches through it (ENAS; the `ws_*` keywords), far cheaper, never cached, and a ranking
-    to trust only as far as `nasgym fidelity` measures."""
+    to trust only as far as `nasgym fidelity` measures; `table`: the recorded trainings of a look-up table (`nasgym
+    table`), no training at all; unless given, `image_size` and `max_layers` are then the table's."""
     max_layers: int = DEFAULT_MAX_LAYERS
     """Rows per episode, the terminal row included."""
     image_size: int = DEFAULT_IMAGE_SIZE
@@ -80,6 +82,11 @@ class EnvConfig:
     """Answer networks trained before from the persistent reward cache, and store new rewards in it."""
     cache_path: str | None = None
     """The reward cache file (default ~/.cache/nasgym/rewards.sqlite, or $NASGYM_HOME/rewards.sqlite)."""
+    table_path: str | None = None
+    """With `reward_source='table'`: the table file (`nasgym table build`); None: the table shipped for `dataset`."""
+    table_seed: Literal["drawn", "train_seed"] = "drawn"
+    """With `reward_source='table'`: `drawn` answers each network with one of its recorded training seeds, chosen by
+    the network and `seed` (so every training seed sees its own draw); `train_seed`: always the training seed `seed`."""
     compute: BackendConfig = BackendConfig()
     """Where children train (`backend` and the `ray_*` keywords)."""
     weight_sharing: WeightSharingConfig = WeightSharingConfig()
@@ -95,9 +102,10 @@ class EnvConfig:
             raise ConfigError(f"image_size must be at least 1 pixel, got {self.image_size}")
         if self.max_samples is not None and self.max_samples < 2:
             raise ConfigError(f"max_samples must be at least 2 (or None for all images), got {self.max_samples}")
-        if self.reward_source == "weight_sharing" and self.compute.backend != "local":
+        if self.reward_source != "trained" and self.compute.backend != "local":
             raise ConfigError(
-                "reward_source='weight_sharing' trains one set of weights in this process; use backend='local'"
+                f"reward_source={self.reward_source!r} runs in this process (only trained rewards go to Ray); "
+                "use backend='local'"
             )
 
 
@@ -112,6 +120,10 @@ def make_configs(options: dict[str, Any]) -> tuple[EnvConfig, TrainConfig]:
     for name in options:
         if name not in env_names | train_names:
             raise settings.unknown_name_error(name, env_names | train_names, "NAS-v0 keyword")
-    env_config = settings.build(EnvConfig, {k: v for k, v in options.items() if k in env_names})
+    env_options = {k: v for k, v in options.items() if k in env_names}
+    if env_options.get("reward_source") == "table":  # the table's own image size and depth unless given
+        defaults = table_defaults(env_options.get("dataset", EnvConfig.dataset), env_options.get("table_path"))
+        env_options = {**defaults, **env_options}
+    env_config = settings.build(EnvConfig, env_options)
     train_config = settings.build(TrainConfig, {k: v for k, v in options.items() if k in train_names})
     return env_config, train_config

@@ -13,7 +13,8 @@ from gymnasium.envs.registration import EnvSpec
 
 from nasgym.core.config import EnvConfig
 from nasgym.core.errors import ArchitectureError, ConfigError
-from nasgym.core.evaluator import Evaluator, build_evaluator
+from nasgym.core.evaluator import Evaluator
+from nasgym.core.reward_sources import build_evaluator
 from nasgym.core.training import TrainConfig
 
 

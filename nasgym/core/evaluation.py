@@ -6,9 +6,9 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-REWARD_SOURCES = ("trained", "weight_sharing", "function", "none")
-"""Where a reward came from: a child trained from scratch, shared weights (never cached), a user's reward function,
-or no reward this step."""
+REWARD_SOURCES = ("trained", "weight_sharing", "table", "function", "none")
+"""Where a reward came from: a child trained from scratch, shared weights (never cached), a look-up table of
+recorded trainings, a user's reward function, or no reward this step."""
 
 
 @dataclass(frozen=True)
@@ -57,3 +57,15 @@ class Evaluation:
             "failure": self.failure,
             "reward_source": self.source,
         }
+
+
+@dataclass
+class EvaluationStats:
+    """What an evaluator has spent: networks trained, answers from the persistent cache, repeats."""
+
+    trained: int = 0
+    """Networks this evaluator trained."""
+    cache_hits: int = 0
+    """Answered by the cache or by another's training of the same network (waited for, not repeated)."""
+    repeats: int = 0
+    train_seconds: float = 0.0

@@ -14,7 +14,7 @@ import contextlib
 import socket
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from nasgym.core.config import EnvConfig
 from nasgym.core.datasets import ImageData, load_dataset
-from nasgym.core.evaluation import Evaluation
+from nasgym.core.evaluation import Evaluation, EvaluationStats
 from nasgym.core.inflight import InFlight
 from nasgym.core.network import parameter_count
 from nasgym.core.paths import default_cache_path
@@ -38,18 +38,6 @@ Record = Callable[[str, Architecture, Evaluation], None]
 
 PROGRESS_AFTER_SECONDS = 10.0
 """A training still running after this long shows an epoch progress bar on a terminal (and is gone when done)."""
-
-
-@dataclass
-class EvaluationStats:
-    """What an evaluator has spent: networks trained, answers from the persistent cache, repeats."""
-
-    trained: int = 0
-    """Networks this evaluator trained."""
-    cache_hits: int = 0
-    """Answered by the cache or by another's training of the same network (waited for, not repeated)."""
-    repeats: int = 0
-    train_seconds: float = 0.0
 
 
 class Evaluator(Protocol):
@@ -233,20 +221,6 @@ def load_data(config: EnvConfig) -> ImageData:
 def cache_path_of(config: EnvConfig) -> str | Path | None:
     """The reward cache file these settings use, None without a cache."""
     return (config.cache_path or default_cache_path()) if config.cache else None
-
-
-def build_evaluator(config: EnvConfig, train_config: TrainConfig, data: ImageData | None = None) -> Evaluator:
-    """The evaluator ``NAS-v0`` builds for these settings: this process trains, or Ray tasks do (``backend``), or
-    shared weights score the networks (``reward_source='weight_sharing'``)."""
-    if config.reward_source == "weight_sharing":
-        from nasgym.core.weight_sharing.evaluator import WeightSharingEvaluator  # it builds on this module
-
-        return WeightSharingEvaluator.from_config(config, train_config, data=data)
-    if config.compute.backend == "ray":
-        from nasgym.core.ray_backend import RayEvaluator  # Ray is optional: imported only when asked for
-
-        return RayEvaluator.from_config(config, train_config, data=data)
-    return TrainingEvaluator.from_config(config, train_config, data=data)
 
 
 class FunctionEvaluator:

@@ -10,8 +10,8 @@ from typing import Any
 
 from nasgym.core.config import make_configs
 from nasgym.core.errors import ConfigError
-from nasgym.core.evaluator import build_evaluator
 from nasgym.core.files import atomic_path, atomic_write_text
+from nasgym.core.reward_sources import build_evaluator
 from nasgym.core.search_space import Architecture
 from nasgym.runners.run_folder import RESUME_ADVICE, RunFolder
 from nasgym.runners.search import SearchSettings, summarise

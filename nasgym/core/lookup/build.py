@@ -21,22 +21,13 @@ from nasgym.core.config import EnvConfig
 from nasgym.core.datasets import ImageData
 from nasgym.core.evaluator import load_data
 from nasgym.core.lookup.plan import TablePlan
+from nasgym.core.lookup.source import table_settings
 from nasgym.core.lookup.table import COLUMNS, TABLE_FORMAT, TABLE_FORMAT_VERSION, Entry, TableFile
 from nasgym.core.network import flops
 from nasgym.core.reward_cache import REWARD_CODE_VERSION
 from nasgym.core.search_space import Architecture
-from nasgym.core.training import ChildTrainer, LearningCurve, TrainConfig, resolve_device
+from nasgym.core.training import ChildTrainer, LearningCurve, TrainConfig
 from nasgym.core.training.trainer import split_for
-
-VARYING_SETTINGS = ("epochs", "seed")
-"""Training settings a table spans rather than fixes: every epoch up to its own, and its recorded seeds."""
-
-
-def table_settings(train_config: TrainConfig, device: Any = "cpu") -> dict[str, Any]:
-    """The training settings a table is built with and answers for: the reward cache's key fields without the
-    ones it spans."""
-    fields = train_config.key_fields(resolve_device(device))
-    return {name: value for name, value in fields.items() if name not in VARYING_SETTINGS}
 
 
 def table_header(data: ImageData, config: EnvConfig, train_config: TrainConfig, plan: TablePlan) -> dict[str, Any]:

@@ -6,8 +6,10 @@ import argparse
 
 from nasgym.core.config import make_configs
 from nasgym.core.errors import ConfigError
-from nasgym.core.lookup import TABLE_IMAGE_SIZE, Table, TablePlan, build_table, describe
-from nasgym.core.lookup.plan import exhaustive_count
+from nasgym.core.lookup import TABLE_IMAGE_SIZE
+from nasgym.core.lookup.build import build_table
+from nasgym.core.lookup.plan import TablePlan, exhaustive_count
+from nasgym.core.lookup.table import Table, describe
 from nasgym.core.settings import settings_of
 from nasgym.runners.cli.options import _add_setting, add_env_options, add_ray_option, env_options, positive_int
 

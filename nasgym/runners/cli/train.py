@@ -8,7 +8,7 @@ from tqdm.auto import tqdm
 
 from nasgym.core.config import make_configs
 from nasgym.core.errors import ArchitectureError, ConfigError
-from nasgym.core.evaluator import build_evaluator
+from nasgym.core.reward_sources import build_evaluator
 from nasgym.core.search_space import Architecture, shorten
 from nasgym.core.training import split_for
 from nasgym.runners.cli.options import add_env_options, add_protocol_option, chosen_protocol, env_options

@@ -27,7 +27,8 @@ from tqdm.auto import tqdm
 
 from nasgym.core.config import make_configs
 from nasgym.core.errors import ConfigError
-from nasgym.core.evaluator import TrainingEvaluator, build_evaluator, load_data
+from nasgym.core.evaluator import TrainingEvaluator, load_data
+from nasgym.core.reward_sources import build_evaluator
 from nasgym.core.sampling import stratified_networks
 from nasgym.core.search_space import Architecture
 from nasgym.core.zero_cost import naswot

@@ -27,8 +27,9 @@ from nasgym.core.config import make_configs
 from nasgym.core.datasets import ImageData
 from nasgym.core.errors import ArchitectureError, ConfigError
 from nasgym.core.evaluation import Evaluation
-from nasgym.core.evaluator import TrainingEvaluator, build_evaluator, load_data
+from nasgym.core.evaluator import TrainingEvaluator, load_data
 from nasgym.core.network import NetworkConfig, glorot_init
+from nasgym.core.reward_sources import build_evaluator
 from nasgym.core.search_space import Architecture
 
 VGG19_SHORT = Architecture.parse("c3-c3-m2-c3-c3-m2-c3-c3-c3-c3-m2")
