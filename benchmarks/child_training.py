@@ -24,7 +24,6 @@ learnable (a smooth random prototype per class plus noise), or a registered data
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -47,6 +46,7 @@ from nasgym.core.network import build_network
 from nasgym.core.search_space import TERMINAL_ACTION, Architecture, action_mask
 from nasgym.core.training import ChildTrainer, TrainConfig, resolve_device, split_for
 from nasgym.core.training.device import available_cpus, limit_threads
+from nasgym.runners.experiments.records import cpu_name, write_json
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -147,13 +147,7 @@ def architecture_set(count: int, image_size: int, max_layers: int = 10, seed: in
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    model = platform.processor() or platform.machine()
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        model = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{model}, {available_cpus()} usable CPUs"
+    return f"{cpu_name()}, {available_cpus()} usable CPUs"
 
 
 def _timed(function, *args):
@@ -347,9 +341,7 @@ def main(argv: list[str] | None = None) -> dict:
         )
 
     out = args.out or RESULTS_DIR / f"child_training_{device.type}_{datetime.now():%Y%m%d-%H%M%S}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_json(out, result)
     return result
 
 

@@ -29,6 +29,7 @@ import torch
 
 from nasgym.core.config import make_configs
 from nasgym.core.evaluator import TrainingEvaluator
+from nasgym.runners.experiments.records import write_json
 from nasgym.runners.run_folder import RunFolder
 from nasgym.runners.search import SearchSettings, run_search
 
@@ -102,8 +103,7 @@ def main() -> None:
         f"4 copies, concurrency 1 / 2 (the same networks): {concurrency:.2f}"
     )
     out = args.out or RESULTS_DIR / f"num_envs_{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"written to {out}")
+    write_json(out, result)
 
 
 if __name__ == "__main__":

@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import re
 import statistics
 import time
 from pathlib import Path
@@ -31,18 +29,11 @@ from nasgym.core.evaluator import TrainingEvaluator
 from nasgym.core.ray_backend import RayEvaluator
 from nasgym.core.search_space import N_ACTIONS, Architecture
 from nasgym.core.training import TrainConfig
+from nasgym.runners.experiments.records import cpu_name, write_json
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 TINY = {"image_size": 16, "max_samples": 200, "config": TrainConfig(epochs=1, batch_size=64)}
 SMALL = {"image_size": 28, "max_samples": None, "config": TrainConfig(epochs=2, batch_size=128)}
-
-
-def cpu_name() -> str:
-    try:
-        names = re.findall(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text(encoding="utf-8"))
-    except OSError:
-        names = []
-    return names[0].strip() if names else platform.processor() or platform.machine()
 
 
 def networks(count: int, image_size: int, skip: int = 0) -> list[Architecture]:
@@ -144,9 +135,7 @@ def main() -> None:
         f"throughput ratio local/Ray for {throughput['networks']} networks: {throughput['ratio_local_over_ray']:.2f}"
     )
     out = args.out or RESULTS_DIR / f"ray_backend_{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"written to {out}")
+    write_json(out, result)
 
 
 if __name__ == "__main__":

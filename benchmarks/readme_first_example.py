@@ -13,9 +13,7 @@ example's ``epochs=1, image_size=28`` removed), which is what README warns about
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -25,18 +23,11 @@ from pathlib import Path
 
 import torch
 
+from nasgym.runners.experiments.records import cpu_name, write_json
+
 REPO = Path(__file__).resolve().parents[1]
 IMPORTS_ONLY = "import torch, sklearn.datasets, gymnasium, nasgym"
 SMALL_BUDGET = ", epochs=1, image_size=28"
-
-
-def cpu_name() -> str:
-    try:
-        info = Path("/proc/cpuinfo").read_text(encoding="utf-8")
-    except OSError:
-        return platform.processor() or platform.machine()
-    names = re.findall(r"model name\s*:\s*(.+)", info)
-    return names[0].strip() if names else platform.machine()
 
 
 def first_python_block(readme: Path) -> str:
@@ -93,7 +84,7 @@ def main() -> None:
         f"after {results['load_average_after'][0]}"
     )
     if args.out:
-        args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        write_json(args.out, results)
 
 
 if __name__ == "__main__":

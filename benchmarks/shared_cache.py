@@ -25,6 +25,7 @@ import numpy as np
 
 from nasgym.core.reward_cache import RewardCache
 from nasgym.core.search_space import Architecture
+from nasgym.runners.experiments.records import write_json
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 BUDGET = {"dataset": "digits", "epochs": 1, "image_size": 16, "batch_size": 64, "max_samples": 300, "device": "cpu"}
@@ -122,8 +123,7 @@ def main() -> None:
         f"{result['distinct_networks']} distinct networks, {result['trainings']} trainings"
     )
     out = args.out or RESULTS_DIR / f"shared_cache_{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"written to {out}")
+    write_json(out, result)
     if args.figure:
         runs = {"this run": result}
         if args.compare:

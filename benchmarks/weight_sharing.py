@@ -18,7 +18,6 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads, as `import nasgym` does (README)
 
 import argparse
-import json
 import platform
 import statistics
 import time
@@ -29,6 +28,7 @@ import torch
 
 import nasgym  # noqa: F401  (registers NAS-v0)
 from nasgym.core.search_space import Architecture
+from nasgym.runners.experiments.records import write_json
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 ARCHITECTURES = (
@@ -114,8 +114,7 @@ def main() -> None:
     print(f"mean: trained {trained_mean:.2f} s, weight sharing {ws_mean * 1000:.1f} ms per step: ratio {ratio:.1f} "
           f"(goal >= 100); warm-up of {args.ws_warmup} networks {warmup:.1f} s")  # fmt: skip
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2))
+        write_json(args.out, result)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ import matplotlib.pyplot as plt
 
 from nasgym.core.zophle.space import schedule, space_size
 from nasgym.runners.envs import ZOPHLE
+from nasgym.runners.experiments.records import write_json
 from nasgym.runners.run_folder import RunFolder
 from nasgym.runners.search import SearchSettings, run_search
 
@@ -140,8 +141,7 @@ def main() -> None:
         "seconds": time.perf_counter() - started,
     }
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
+    write_json(out, result)
     plot(runs, out.with_suffix(".png"), args)
     print(f"wrote {out} and {out.with_suffix('.png')}")
 
