@@ -12,6 +12,11 @@ import pytest
 from support import assert_png_with_data
 
 import nasgym
+from nasgym.core.config import make_configs
+from nasgym.core.lookup.build import build_table
+from nasgym.core.lookup.plan import TablePlan
+from nasgym.core.lookup.table import Table
+from nasgym.core.network import parameter_count
 from nasgym.core.sampling import random_network, stratified_networks
 from nasgym.core.search_space import Architecture
 from nasgym.core.zero_cost import naswot
@@ -43,6 +48,9 @@ def test_rank_statistics_say_what_they_should() -> None:
     low, high = noisy["kendall_tau_ci"]
     assert -1 <= low < noisy["kendall_tau"] < high <= 1 and abs(noisy["kendall_tau"]) < 0.6
     assert precision_at_top(np.array([3.0, 2, 1, 0]), np.array([0.0, 1, 2, 3]), share=0.5) == 0
+    # Ranking the bad half right and the good half backwards: a fair overall tau, a negative one among the better half.
+    flattered = compare(reference, reference[:10] + reference[10:][::-1], bootstrap=50, seed=0)
+    assert flattered["kendall_tau"] > 0.4 and flattered["kendall_tau_better_half"] == pytest.approx(-1)
 
 
 def test_naswot_is_repeatable_and_tells_networks_apart() -> None:
@@ -54,10 +62,19 @@ def test_naswot_is_repeatable_and_tells_networks_apart() -> None:
 
 
 def test_a_tiny_fidelity_run_writes_its_report(tmp_path: Path) -> None:
+    env_config, train_config = make_configs({"dataset": "digits", **TINY})
+    table = tmp_path / "table.jsonl"
+    build_table(table, env_config, train_config, TablePlan(depth=1, deep_per_depth=2, seeds=(0,)), progress=False)
     plan = FidelityPlan("digits", networks=6, env_options={**TINY, "ws_warmup": 10, "ws_steps": 2},
-                        low_epochs=(1,), bootstrap=50)  # fmt: skip
+                        low_epochs=(1,), bootstrap=50, surrogate_table=str(table))  # fmt: skip
     results = run_fidelity(tmp_path, plan, progress=False)
-    names = {"reference", "epochs_1", "pixels_11", "data_0.25", "naswot", "ws_gap", "ws_per_shape"}
+    names = {"reference", "epochs_1", "pixels_11", "data_0.25", "naswot", "ws_gap", "ws_per_shape", "parameters",
+             "flops", "surrogate"}  # fmt: skip
+    sampled = {network["architecture"] for network in results["networks"]}
+    assert (
+        f"fitted on its {len(Table.load(table).networks) - len(sampled & set(Table.load(table).networks))} "
+        in (results["sources"]["surrogate"]["description"])
+    )
     assert set(results["sources"]) == names
     for name, figures in results["sources"].items():
         assert figures["seconds_per_eval"] > 0 and figures["cost_ratio"] > 0, name
@@ -69,6 +86,9 @@ def test_a_tiny_fidelity_run_writes_its_report(tmp_path: Path) -> None:
     report = (tmp_path / "report.md").read_text()
     assert "| `ws_gap` |" in report and "![naswot](scatter_naswot.png)" in report
     assert len((tmp_path / "fidelity.csv").read_text().splitlines()) == 7
+    assert results["networks"][0]["rewards"]["parameters"] == parameter_count(
+        Architecture.parse(results["networks"][0]["architecture"]), 10, TINY["image_size"]
+    )
     # The reference is the normal trained reward: a plain environment with the same keywords gets it from the cache.
     env = gym.make("NAS-v0", dataset="digits", **TINY)
     first = Architecture.parse(results["networks"][0]["architecture"])

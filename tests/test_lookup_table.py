@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -180,3 +181,28 @@ def test_the_shipped_table_needs_no_data_and_no_training():
     assert 0 < reward < 1 and info["reward_source"] == "table"
     assert env.unwrapped.config.image_size == 16 and env.unwrapped.evaluator.stats.trained == 0
     assert str(Architecture.parse("c3")) in env.unwrapped.evaluator.table.seeds_of
+
+
+def test_the_surrogate_answers_every_network_refitted_without_unpickling(table_path: Path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the surrogate must not unpickle anything")
+
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    env = gym.make("NAS-v0", reward_source="surrogate", table_path=str(table_path), **{**SETTINGS, "max_layers": 3})
+    check_env(env.unwrapped)
+    sb3_check_env(env.unwrapped)
+    env.reset()
+    rewards = [env.step(action)[1] for action in (1, 0, 0)]  # c3-c1-c1: deeper than the table's every-network depth
+    assert all(0 <= reward <= 1 for reward in rewards)
+    evaluator = env.unwrapped.evaluator
+    deep = Architecture.parse("c3-c1-c1")
+    assert evaluator.evaluate([deep])[0].accuracy == rewards[-1]
+    assert evaluator.evaluate([deep])[0].source == "surrogate"
+    table = Table.load(table_path)
+    assert evaluator.surrogate.noise_sd == pytest.approx(table.seed_sd())
+    other_seed = gym.make(
+        "NAS-v0", reward_source="surrogate", table_path=str(table_path), seed=5, **{**SETTINGS, "max_layers": 3}
+    )
+    if evaluator.surrogate.noise_sd > 0:
+        assert other_seed.unwrapped.evaluator.evaluate([deep])[0].accuracy != rewards[-1]

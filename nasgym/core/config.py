@@ -55,11 +55,13 @@ class EnvConfig:
     """A registered dataset name (`nasgym data list`) or `folder:/path` (one subfolder per class)."""
     reward: Literal["per_step", "final"] = "per_step"
     """`per_step`: every step trains the network so far (NasGym); `final`: 0 until the episode ends (Zoph & Le)."""
-    reward_source: Literal["trained", "weight_sharing", "table"] = "trained"
+    reward_source: Literal["trained", "weight_sharing", "table", "surrogate"] = "trained"
     """`trained`: each network is trained from scratch (NasGym); `weight_sharing`: scored with weights shared by all
     networks after k minibatches through it (ENAS; the `ws_*` keywords), far cheaper, never cached, and a ranking
     to trust only as far as `nasgym fidelity` measures; `table`: the recorded trainings of a look-up table (`nasgym
-    table`), no training at all; unless given, `image_size` and `max_layers` are then the table's."""
+    table`), no training at all; unless given, `image_size` and `max_layers` are then the table's (its image size, and
+    the depth up to which it holds every network); `surrogate`: a gradient-boosting model fitted on that table answers
+    any network of the full space, with the table's seed noise."""
     max_layers: int = DEFAULT_MAX_LAYERS
     """Rows per episode, the terminal row included."""
     image_size: int = DEFAULT_IMAGE_SIZE
@@ -83,7 +85,8 @@ class EnvConfig:
     cache_path: str | None = None
     """The reward cache file (default ~/.cache/nasgym/rewards.sqlite, or $NASGYM_HOME/rewards.sqlite)."""
     table_path: str | None = None
-    """With `reward_source='table'`: the table file (`nasgym table build`); None: the table shipped for `dataset`."""
+    """With `reward_source='table'` or `'surrogate'`: the table file (`nasgym table build`); None: the table shipped for
+    `dataset`."""
     table_seed: Literal["drawn", "train_seed"] = "drawn"
     """With `reward_source='table'`: `drawn` answers each network with one of its recorded training seeds, chosen by
     the network and `seed` (so every training seed sees its own draw); `train_seed`: always the training seed `seed`."""
@@ -109,6 +112,8 @@ class EnvConfig:
             )
 
 
+LOOKUP_SOURCES = ("table", "surrogate")
+"""Reward sources that answer from a look-up table (`table_path`, `table_seed`) instead of training."""
 SETTINGS_CLASSES = (EnvConfig, TrainConfig)
 """Every keyword of ``NAS-v0`` is a field of one of these (``TrainConfig`` holds ``NetworkConfig``)."""
 
@@ -121,8 +126,10 @@ def make_configs(options: dict[str, Any]) -> tuple[EnvConfig, TrainConfig]:
         if name not in env_names | train_names:
             raise settings.unknown_name_error(name, env_names | train_names, "NAS-v0 keyword")
     env_options = {k: v for k, v in options.items() if k in env_names}
-    if env_options.get("reward_source") == "table":  # the table's own image size and depth unless given
-        defaults = table_defaults(env_options.get("dataset", EnvConfig.dataset), env_options.get("table_path"))
+    if (
+        source := env_options.get("reward_source")
+    ) in LOOKUP_SOURCES:  # the table's image size (and depth) unless given
+        defaults = table_defaults(env_options.get("dataset", EnvConfig.dataset), env_options.get("table_path"), source)
         env_options = {**defaults, **env_options}
     env_config = settings.build(EnvConfig, env_options)
     train_config = settings.build(TrainConfig, {k: v for k, v in options.items() if k in train_names})

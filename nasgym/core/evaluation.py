@@ -6,9 +6,9 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-REWARD_SOURCES = ("trained", "weight_sharing", "table", "function", "none")
+REWARD_SOURCES = ("trained", "weight_sharing", "table", "surrogate", "function", "none")
 """Where a reward came from: a child trained from scratch, shared weights (never cached), a look-up table of
-recorded trainings, a user's reward function, or no reward this step."""
+recorded trainings, a surrogate model fitted on one, a user's reward function, or no reward this step."""
 
 
 @dataclass(frozen=True)

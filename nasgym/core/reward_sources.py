@@ -12,6 +12,7 @@ from nasgym.core.config import EnvConfig
 from nasgym.core.datasets import ImageData
 from nasgym.core.evaluator import Evaluator, TrainingEvaluator
 from nasgym.core.lookup.source import TableEvaluator
+from nasgym.core.lookup.surrogate import SurrogateEvaluator
 from nasgym.core.ray_backend import RayEvaluator
 from nasgym.core.training import TrainConfig
 from nasgym.core.weight_sharing.evaluator import WeightSharingEvaluator
@@ -30,6 +31,7 @@ REWARD_SOURCES: dict[str, Factory] = {
     "trained": _trained,
     "weight_sharing": WeightSharingEvaluator.from_config,
     "table": TableEvaluator.from_config,
+    "surrogate": SurrogateEvaluator.from_config,
 }
 
 

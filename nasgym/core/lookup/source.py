@@ -36,11 +36,14 @@ def open_table(dataset: str, table_path: str | None) -> Table:
     return Table.load(table_path) if table_path else shipped(dataset)
 
 
-def table_defaults(dataset: str, table_path: str | None) -> dict[str, Any]:
-    """The ``NAS-v0`` keywords a table mode takes from its table unless given: the image size the table was trained at
-    and, so that every reachable network is in it, its exhaustive depth as ``max_layers``."""
+def table_defaults(dataset: str, table_path: str | None, reward_source: str = SOURCE) -> dict[str, Any]:
+    """The ``NAS-v0`` keywords a table or surrogate takes from its table unless given: the image size the table was
+    trained at and, for the table itself, the depth up to which it holds every network as ``max_layers``, so that every
+    reachable network is in it (the surrogate answers the whole space)."""
     table = open_table(dataset, table_path)
-    return {"image_size": table.image_size, "max_layers": table.header["plan"]["depth"]}
+    if reward_source == SOURCE:
+        return {"image_size": table.image_size, "max_layers": table.complete_depth()}
+    return {"image_size": table.image_size}
 
 
 class TableEvaluator:
@@ -132,6 +135,6 @@ def check_compatible(table: Table, config: Any, train_config: TrainConfig) -> No
             problems.append(f"{name}={asked.get(name)!r} (the table was trained with {built.get(name)!r})")
     if problems:
         raise ConfigError(
-            f"reward_source='table' cannot answer {'; '.join(problems[:3])}; drop those settings to use the table's, "
-            "build a table with them ('nasgym table build'), or use reward_source='trained'"
+            f"reward_source={config.reward_source!r} cannot answer {'; '.join(problems[:3])}; drop those settings to "
+            "use the table's, build a table with them ('nasgym table build'), or use reward_source='trained'"
         )

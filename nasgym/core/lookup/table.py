@@ -233,6 +233,17 @@ class Table:
     def networks(self) -> list[str]:
         return list(self.seeds_of)
 
+    def complete_depth(self) -> int:
+        """The largest depth up to which the table holds every valid network (a growing table's usable space)."""
+        from nasgym.core.lookup.plan import of_depth
+
+        depth = 0
+        while depth < self.header["max_layers"] and all(
+            str(network) in self.seeds_of for network in of_depth(self.image_size, depth + 1)
+        ):
+            depth += 1
+        return depth
+
     # -- answers ------------------------------------------------------------------------------------------------
     def entry(self, network: str, seed: int) -> Entry:
         try:

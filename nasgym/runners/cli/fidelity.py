@@ -45,6 +45,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--ws-heads", type=_heads, default=("gap", "per_shape"), help="weight sharing heads")
     parser.add_argument("--bootstrap", type=positive_int, default=1000, help="bootstrap resamples (default 1000)")
+    parser.add_argument(
+        "--surrogate-table",
+        default=None,
+        metavar="TABLE",
+        help="also score this look-up table's surrogate (a table file or a shipped table's dataset), refitted without "
+        "the sampled networks; the environment flags must be the table's settings",
+    )
     parser.add_argument("--out", default="runs/fidelity", help="output folder (default runs/fidelity)")
     parser.add_argument("--no-progress", action="store_true")
     add_env_options(parser)
@@ -62,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         data_fraction=args.data_fraction,
         ws_heads=args.ws_heads,
         bootstrap=args.bootstrap,
+        surrogate_table=args.surrogate_table,
     )
     results = run_fidelity(Path(args.out), plan, progress=not args.no_progress)
     print(table(results["sources"]))

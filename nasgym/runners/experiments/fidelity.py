@@ -8,7 +8,11 @@ reference reward (training at the budget the NAS-v0 keywords give) and every che
   evaluation training the shared weights k minibatches through the network and then scoring it;
 * ``epochs_E``: the same training for fewer epochs; ``pixels_S``: on smaller images; ``data_F``: on a fraction F
   of the images (``max_samples``, so the reward split shrinks too);
-* ``naswot``: the zero-cost proxy of Mellor et al. 2021 (``nasgym.core.zero_cost``).
+* ``naswot``: the zero-cost proxy of Mellor et al. 2021 (``nasgym.core.zero_cost``);
+* ``parameters`` and ``flops``: the network's size and multiply-accumulates, computed without building it (the
+  zero-cost literature finds these rival most proxies);
+* ``surrogate`` (with ``surrogate_table``): the look-up table's surrogate (``nasgym.core.lookup.surrogate``), refitted
+  without the sampled networks, so every one it scores is one its fit never saw.
 
 Trained rewards go through the reward cache, so a rerun (or an interrupted run) trains only what is missing.
 ``fidelity_report`` turns the rewards into rank correlations, plots and a markdown report.
@@ -28,6 +32,9 @@ from tqdm.auto import tqdm
 from nasgym.core.config import make_configs
 from nasgym.core.errors import ConfigError
 from nasgym.core.evaluator import TrainingEvaluator, load_data
+from nasgym.core.lookup.surrogate import Surrogate
+from nasgym.core.lookup.table import Table
+from nasgym.core.network import flops, parameter_count
 from nasgym.core.reward_sources import build_evaluator
 from nasgym.core.sampling import stratified_networks
 from nasgym.core.search_space import Architecture
@@ -53,6 +60,9 @@ class FidelityPlan:
     data_fraction: float = 0.25
     ws_heads: tuple[str, ...] = ("gap", "per_shape")
     bootstrap: int = 1000
+    surrogate_table: str | None = None
+    """A table file or a shipped table's dataset: its surrogate is scored too (the reference's settings must be the
+    table's)."""
 
     def __post_init__(self) -> None:
         if self.networks < 4:
@@ -102,6 +112,14 @@ def run_fidelity(out_dir: str | Path, plan: FidelityPlan, progress: bool = True)
     reference = TrainingEvaluator.from_config(env_config, train_config, data=data)
     scores = [naswot(reference.trainer, network) for network in tqdm(networks, "naswot", disable=not progress)]
     rewards["naswot"], seconds["naswot"] = [s for s, _ in scores], [t for _, t in scores]
+    for name, measure in (("parameters", parameter_count), ("flops", flops)):
+        start = time.perf_counter()
+        rewards[name] = [float(measure(n, data.n_classes, size, train_config.network)) for n in networks]
+        seconds[name] = [(time.perf_counter() - start) / len(networks)] * len(networks)
+    descriptions["parameters"] = "parameter count (larger ranks higher)"
+    descriptions["flops"] = "multiply-accumulates per image (larger ranks higher)"
+    if plan.surrogate_table:
+        rewards["surrogate"], seconds["surrogate"], descriptions["surrogate"] = _surrogate(plan, networks, train_config)
     warmups: dict[str, float] = {}
     for head in plan.ws_heads:
         name = f"ws_{head}"
@@ -130,6 +148,26 @@ def run_fidelity(out_dir: str | Path, plan: FidelityPlan, progress: bool = True)
     results["sources"] = write_report(out, results, plan.bootstrap, plan.seed)
     (out / "results.json").write_text(json.dumps(results, indent=2, allow_nan=True))
     return results
+
+
+def _surrogate(
+    plan: FidelityPlan, networks: list[Architecture], train_config: Any
+) -> tuple[list[float], list[float], str]:
+    """The table's surrogate, fitted on every network of the table but the sample, scoring the sample."""
+    table = Table.open(plan.surrogate_table)
+    sampled = {str(network) for network in networks}
+    unseen = [name for name in table.networks if name not in sampled]
+    start = time.perf_counter()
+    model = Surrogate(table, train_config.epochs, unseen)
+    fitting = time.perf_counter() - start
+    start = time.perf_counter()
+    predicted = [float(value) for value in model.predict(networks)]
+    per_network = (time.perf_counter() - start) / len(networks)
+    description = (
+        f"surrogate of the {table.dataset} table, fitted on its {len(unseen):,} networks outside this sample "
+        f"in {fitting:.1f} s (no noise)"
+    )
+    return predicted, [per_network] * len(networks), description
 
 
 def _evaluate_each(evaluator, networks: list[Architecture], name: str, progress: bool) -> list:
