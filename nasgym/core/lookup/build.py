@@ -17,6 +17,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from nasgym import __version__
+from nasgym.core import ray_backend
 from nasgym.core.config import EnvConfig
 from nasgym.core.datasets import ImageData
 from nasgym.core.evaluator import load_data
@@ -31,8 +33,6 @@ from nasgym.core.training.trainer import split_for
 
 
 def table_header(data: ImageData, config: EnvConfig, train_config: TrainConfig, plan: TablePlan) -> dict[str, Any]:
-    from nasgym import __version__
-
     split = split_for(data, train_config)
     return {
         "format": TABLE_FORMAT,
@@ -117,6 +117,4 @@ def _local_curves(
 def _ray_curves(
     jobs: list[tuple[Architecture, int]], data: ImageData, config: EnvConfig, train_config: TrainConfig
 ) -> Iterator[tuple[Architecture, int, LearningCurve]]:
-    from nasgym.core import ray_backend
-
     yield from ray_backend.learning_curves(jobs, data, config, train_config)

@@ -30,6 +30,7 @@ import numpy as np
 
 from nasgym.core.errors import NasGymError
 from nasgym.core.files import translate_disk_full
+from nasgym.core.lookup.plan import of_depth
 from nasgym.core.search_space import Architecture
 
 TABLE_FORMAT = "nasgym-table"
@@ -235,8 +236,6 @@ class Table:
 
     def complete_depth(self) -> int:
         """The largest depth up to which the table holds every valid network (a growing table's usable space)."""
-        from nasgym.core.lookup.plan import of_depth
-
         depth = 0
         while depth < self.header["max_layers"] and all(
             str(network) in self.seeds_of for network in of_depth(self.image_size, depth + 1)
