@@ -60,7 +60,11 @@ def read(path: str | Path) -> dict[str, Any]:
         )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except OSError:
+    except OSError as error:
+        if error.filename is None:  # torch's zip reader on a file cut short (EINVAL), not the OS refusing the file
+            raise CheckpointError(
+                f"{path} is not a nasgym agent checkpoint (it is cut short or damaged); {ADVICE}"
+            ) from None
         raise  # unreadable (permissions, I/O): the OS's own message says what to do
     except Exception as error:  # parsing an untrusted file may fail in many ways; each means "not a checkpoint"
         raise CheckpointError(f"{path} is not a nasgym agent checkpoint ({_reason(error)}); {ADVICE}") from None

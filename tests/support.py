@@ -25,6 +25,7 @@ from PIL import Image
 from nasgym.core.datasets.specs import DatasetSpec, get_spec
 from nasgym.core.evaluator import FunctionEvaluator
 from nasgym.core.search_space import Architecture
+from nasgym.runners.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -170,3 +171,19 @@ def make_dtd(manual: Path, corrupt: str | None = None) -> dict[str, list[str]]:
     # DTD's .tar.gz is really an uncompressed tar (tfds notes the same): the reader must not trust the name.
     write_tar(manual / "dtd-r1.0.1.tar.gz", members, compress=False)
     return folds
+
+
+TINY_FLAGS = ["--epochs", "1", "--image-size", "16", "--batch-size", "64", "--max-samples", "150", "--device", "cpu"]
+"""Command-line flags for a child training that takes a second."""
+
+
+def one_line_error(argv: list[str], capsys: pytest.CaptureFixture) -> str:
+    """Runs the CLI in-process and asserts it failed with exit 2 and one line on stderr, no traceback."""
+    try:
+        code = main(argv)
+    except SystemExit as stop:  # argparse's usage errors exit from inside parse_args
+        code = stop.code
+    error = capsys.readouterr().err
+    assert code == 2, error
+    assert len(error.strip().splitlines()) == 1 and "Traceback" not in error, error
+    return error

@@ -10,23 +10,10 @@ import sys
 import time
 
 import pytest
-from support import fill, leftovers, read_rows, run_command
+from support import TINY_FLAGS, fill, leftovers, one_line_error, read_rows, run_command
 
 from nasgym.runners.cli import main
 from nasgym.runners.run_folder import RunFolder
-
-TINY_FLAGS = ["--epochs", "1", "--image-size", "16", "--batch-size", "64", "--max-samples", "150", "--device", "cpu"]
-
-
-def one_line_error(argv: list[str], capsys: pytest.CaptureFixture) -> str:
-    try:
-        code = main(argv)
-    except SystemExit as stop:  # argparse's usage errors exit from inside parse_args
-        code = stop.code
-    error = capsys.readouterr().err
-    assert code == 2, error
-    assert len(error.strip().splitlines()) == 1 and "Traceback" not in error, error
-    return error
 
 
 @pytest.mark.parametrize(

@@ -48,7 +48,7 @@ def test_final_reward_is_zero_until_the_end():
     env.reset()
     steps = [env.step(action) for action in (1, 1, 7)]
     assert [step[1] for step in steps] == [0.0, 0.0, 0.2]
-    assert not steps[0][4]["rewarded"] and np.isnan(steps[0][4]["accuracy"]) and steps[2][4]["accuracy"] == 0.2
+    assert not steps[0][4]["rewarded"] and steps[0][4]["accuracy"] == -1.0 and steps[2][4]["accuracy"] == 0.2
     assert evaluator.stats.trained == 1  # only the final network is evaluated
 
 
@@ -58,7 +58,7 @@ def test_invalid_network_ends_with_zero_reward(toy_env):
     toy_env.step(4)  # m3: 5 -> 1
     _, reward, terminated, truncated, info = toy_env.step(2)  # c5 on 1x1: invalid
     assert (reward, terminated, truncated, info["valid"]) == (0.0, True, False, False)
-    assert info["architecture"] == "m3-m3-c5" and not info["rewarded"] and np.isnan(info["accuracy"])
+    assert info["architecture"] == "m3-m3-c5" and not info["rewarded"] and info["accuracy"] == -1.0
 
 
 def test_episode_ends_when_max_layers_rows_are_used():

@@ -9,9 +9,9 @@ from support import TINY
 
 from nasgym.core.datasets import load_dataset
 from nasgym.core.errors import ConfigError
-from nasgym.core.network import NetworkConfig, parameter_count
+from nasgym.core.network import MAX_DENSE_UNITS, MAX_FILTERS, NetworkConfig, parameter_count
 from nasgym.core.search_space import Architecture
-from nasgym.core.training import ChildTrainer, TrainConfig, resolve_device, split_indices
+from nasgym.core.training import ChildTrainer, TrainConfig, cuda_graphs, resolve_device, split_indices
 from nasgym.core.training.device import is_out_of_memory
 
 TINY_CONFIG = TrainConfig(epochs=TINY["epochs"], batch_size=TINY["batch_size"])
@@ -91,8 +91,8 @@ def test_diverging_loss_gives_zero_with_the_reason(digits):
 
 
 def test_impossible_network_fails_fast_as_out_of_memory(digits):
-    """A billion dense units want terabytes: refused before anything is allocated, reward 0, and why."""
-    config = TrainConfig(epochs=1, network=NetworkConfig(dense_units=10**9))
+    """The widest network the bounds allow wants terabytes: refused before anything is allocated, reward 0, and why."""
+    config = TrainConfig(epochs=1, network=NetworkConfig(filters=MAX_FILTERS, dense_units=MAX_DENSE_UNITS))
     result = ChildTrainer(digits, config, "cpu").train(Architecture.parse("c3"))
     expected = parameter_count(Architecture.parse("c3"), 10, TINY["image_size"], config.network)
     assert result.accuracy == 0.0 and result.failure.startswith(f"out of memory: {expected:,} parameters need")
@@ -113,11 +113,12 @@ def test_allocator_and_cuda_out_of_memory_errors_are_recognised():
     assert not is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
 
 
-def test_failed_graph_capture_retrains_eagerly_from_scratch_and_says_so(digits):
+def test_failed_graph_capture_retrains_eagerly_from_scratch_and_says_so(digits, monkeypatch):
     """A capture failure must cost speed, never the reward: the eager retraining gives the eager result.
 
     On the CPU capture always fails (no CUDA), which exercises the real fallback path.
     """
+    monkeypatch.setattr(cuda_graphs, "_FAILURE", None)  # graphs on, as in a process where no capture failed yet
     config = TrainConfig(epochs=1, batch_size=32)  # 200 training images: 2 eager steps, then capture
     eager = ChildTrainer(digits, config, "cpu").train(Architecture.parse("c3-a2"))
     trainer = ChildTrainer(digits, config, "cpu")

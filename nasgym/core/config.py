@@ -15,6 +15,10 @@ from nasgym.core.search_space import DEFAULT_IMAGE_SIZE, DEFAULT_MAX_LAYERS
 from nasgym.core.training import TrainConfig
 from nasgym.core.weight_sharing import WeightSharingConfig
 
+MAX_LAYERS = 1000
+"""``max_layers`` at most: 100 times NasGym's 10, far beyond what a search reaches (every row is an episode step), yet
+a bound: the observation holds max_layers rows, so 2**40 would exhaust memory instead of being refused in one line."""
+
 
 @dataclass(frozen=True)
 class BackendConfig:
@@ -101,6 +105,8 @@ class EnvConfig:
         settings.check_fields(self)
         if self.max_layers < 1:
             raise ConfigError(f"max_layers must be at least 1, got {self.max_layers}")
+        if self.max_layers > MAX_LAYERS:
+            raise ConfigError(f"max_layers must be at most {MAX_LAYERS}, got {self.max_layers:,}")
         if self.image_size < 1:
             raise ConfigError(f"image_size must be at least 1 pixel, got {self.image_size}")
         if self.max_samples is not None and self.max_samples < 2:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -74,15 +75,15 @@ class NASEnv(EvaluatedEnv):
 
     Every step gives the same keys with the same types and shapes, so vector environments can stack them:
     `architecture` (str, e.g. `"c3-m2-t"`), `nsc` (the observation's `(max_layers, 5)` matrix), `layers` (int),
-    `valid` (bool), `rewarded` (bool: this step's network was evaluated), `accuracy` (float, NaN when not
-    rewarded), `from_cache` (answered by the persistent cache: trained by an earlier run or another process),
-    `train_seconds` (what training this network took, whenever that was; 0.0 when not rewarded), `parameters`
-    (int, -1 when not rewarded), `failure` (why training failed, `""` otherwise) and `reward_source`
-    (`"trained"`, `"weight_sharing"`, `"function"` or `"none"`). A repeat within one environment returns the first
-    answer unchanged, so a step is a pure function of the architecture; `env.unwrapped.evaluator.stats` counts what
-    was really trained. With `reward_source="weight_sharing"` it is not: each rewarded step trains the shared
-    weights k minibatches through its network and then scores it with them, so the same network's reward moves as
-    they train; the environment's `spec.nondeterministic` is then True.
+    `valid` (bool), `rewarded` (bool: this step's network was evaluated), `accuracy` (float, -1.0 when not
+    rewarded: a finite sentinel, so test `rewarded`), `from_cache` (answered by the persistent cache: trained by an
+    earlier run or another process), `train_seconds` (what training this network took, whenever that was; 0.0 when
+    not rewarded), `parameters` (int, -1 when not rewarded), `failure` (why training failed, `""` otherwise) and
+    `reward_source` (`"trained"`, `"weight_sharing"`, `"function"` or `"none"`). A repeat within one environment
+    returns the first answer unchanged, so a step is a pure function of the architecture;
+    `env.unwrapped.evaluator.stats` counts what was really trained. With `reward_source="weight_sharing"` it is
+    not: each rewarded step trains the shared weights k minibatches through its network and then scores it with
+    them, so the same network's reward moves as they train; the environment's `spec.nondeterministic` is then True.
 
     ## Arguments
 
@@ -114,7 +115,10 @@ class NASEnv(EvaluatedEnv):
         render_mode: str | None = None,
         **options: Any,
     ):
+        if isinstance(dataset, os.PathLike):  # a folder of images; the settings' str check would drop the meaning
+            dataset = f"folder:{os.fspath(dataset)}"
         self.config, self.train_config = make_configs({"dataset": dataset, **options})
+        self.train_config.network.conv_filters(self.max_layers - 1)  # the deepest network's widest layer fits
         self._attach_evaluator(evaluator, render_mode, self.config, self.train_config)
         self.action_space = spaces.Discrete(N_ACTIONS)
         self.observation_space = observation.observation_space(self.config.observation, self.max_layers)

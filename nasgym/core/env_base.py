@@ -55,7 +55,7 @@ class EvaluatedEnv(gym.Env[np.ndarray, int]):
     def _check_step(self, action: Any) -> None:
         if self._done:
             raise RuntimeError("the episode has ended; call env.reset() before stepping again")
-        if not self.action_space.contains(action):
+        if isinstance(action, (bool, np.bool_)) or not self.action_space.contains(action):  # True is no action
             raise ArchitectureError(f"action {action!r} is outside the action space {self.action_space}")
 
     def _evaluate_ahead(self, networks: Sequence[Any]) -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from typing import Any
 
 REWARD_SOURCES = ("trained", "weight_sharing", "table", "surrogate", "function", "none")
 """Where a reward came from: a child trained from scratch, shared weights (never cached), a look-up table of
 recorded trainings, a surrogate model fitted on one, a user's reward function, or no reward this step."""
+NO_ACCURACY = -1.0
+"""``accuracy`` of a step without a reward: a finite sentinel, not NaN, so that infos compare equal to themselves
+(Gymnasium's determinism check, clients that validate what they store); ``rewarded`` is the flag to test."""
 
 
 @dataclass(frozen=True)
@@ -18,7 +20,8 @@ class Evaluation:
     architecture: str
     """The network (computing layers only), e.g. 'c3-m2'."""
     accuracy: float
-    """Top-1 accuracy on the reward split, in [0, 1]; 0 when training failed, NaN when nothing was evaluated."""
+    """Top-1 accuracy on the reward split, in [0, 1]; 0 when training failed, ``NO_ACCURACY`` (-1.0) when nothing
+    was evaluated."""
     train_seconds: float
     """What training this network took, whenever that was (also when the answer came from the cache)."""
     parameters: int
@@ -37,7 +40,7 @@ class Evaluation:
     @classmethod
     def none(cls, architecture: str = "") -> Evaluation:
         """The record of a step without a reward: every field present, with its 'no value' value."""
-        return cls(architecture, math.nan, 0.0, -1, source="none")
+        return cls(architecture, NO_ACCURACY, 0.0, -1, source="none")
 
     @property
     def rewarded(self) -> bool:

@@ -14,6 +14,14 @@ from nasgym.core import settings
 from nasgym.core.errors import ArchitectureError, ConfigError
 from nasgym.core.search_space import AVG_POOL, CONV, MAX_POOL, Architecture
 
+MAX_FILTERS = 65_536
+"""No convolution gets more filters: 32 times the widest convolution of common image networks (ResNet's 2,048,
+VGG's 512), so no sensible setting meets it, yet a bound: a typo (10000000) or a runaway filter_growth is refused in
+one line instead of exhausting memory while the child is built."""
+MAX_DENSE_UNITS = 1_000_000
+"""Units of the dense layer at most: 250 times VGG's 4,096, far above anything a search needs, and a bound for the
+same reason."""
+
 
 @dataclass(frozen=True)
 class NetworkConfig:
@@ -41,12 +49,14 @@ class NetworkConfig:
         settings.check_fields(self)
         problems = [
             f"{name} must be at least 1, got {value}"
-            for name, value in (
-                ("filters", self.filters),
-                ("dense_units", self.dense_units),
-                ("max_filters", 1 if self.max_filters is None else self.max_filters),
-            )
             if value < 1
+            else f"{name} must be at most {limit:,}, got {value:,}"
+            for name, value, limit in (
+                ("filters", self.filters, MAX_FILTERS),
+                ("dense_units", self.dense_units, MAX_DENSE_UNITS),
+                ("max_filters", 1 if self.max_filters is None else self.max_filters, MAX_FILTERS),
+            )
+            if not 1 <= value <= limit
         ]
         if not 0 <= self.dropout < 1:
             problems.append(f"dropout must be in [0, 1), got {self.dropout}")
@@ -56,9 +66,19 @@ class NetworkConfig:
             raise ConfigError("; ".join(problems))
 
     def conv_filters(self, index: int) -> int:
-        """Filters of the ``index``-th convolution (0-based)."""
-        filters = round(self.filters * self.filter_growth**index)
-        return filters if self.max_filters is None else min(filters, max(self.filters, self.max_filters))
+        """Filters of the ``index``-th convolution (0-based); more than ``MAX_FILTERS`` is a ConfigError."""
+        try:
+            filters = self.filters * self.filter_growth**index
+        except OverflowError:
+            filters = math.inf
+        if self.max_filters is not None:
+            filters = min(filters, max(self.filters, self.max_filters))
+        if filters > MAX_FILTERS:
+            raise ConfigError(
+                f"filter_growth={self.filter_growth} gives convolution {index + 1} {filters:.3g} filters, above the "
+                f"limit of {MAX_FILTERS:,}; set max_filters, a smaller filter_growth or fewer max_layers"
+            )
+        return round(filters)
 
 
 KERAS_BATCH_NORM_EPSILON = 1e-3

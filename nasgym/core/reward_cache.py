@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import socket
 import sqlite3
@@ -18,13 +19,12 @@ import threading
 import time
 import urllib.parse
 import uuid
-import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from nasgym.core.errors import RewardCacheError
+from nasgym.core.errors import RewardCacheError, warn
 from nasgym.core.evaluation import Evaluation
 
 CACHE_FORMAT = "nasgym-reward-cache"
@@ -111,10 +111,9 @@ class RewardCache:
         self._check_file_kind()
         self.read_only = not self._writable()
         if self.read_only:
-            warnings.warn(
+            warn(
                 f"the reward cache {self.path} is read-only here: its rewards are used, new ones will not be "
-                "stored (choose a writable cache path to keep them)",
-                stacklevel=2,
+                "stored (choose a writable cache path to keep them)"
             )
         self.format_version = CACHE_FORMAT_VERSION
         self._retry(self._initialise)
@@ -250,9 +249,16 @@ class RewardCache:
     def _columns(self) -> str:
         return _REWARD_COLUMNS + (", node, execution" if self.format_version >= 2 else "")
 
-    @staticmethod
-    def _evaluation(row: tuple) -> Evaluation:
+    def _evaluation(self, key: str, row: tuple) -> Evaluation:
+        """The stored row as an Evaluation; a row nasgym cannot have written (text or inf where a number belongs:
+        the file was edited) is a RewardCacheError that says how to remove it, never a reward."""
         architecture, accuracy, train_seconds, parameters, failure, *provenance = row
+        if problem := _bad_numbers(accuracy, train_seconds, parameters):
+            raise RewardCacheError(
+                f"{self.path}: the stored reward of {str(architecture)[:40]!r} holds {problem}, which nasgym never "
+                f"writes; delete it (sqlite3 {self.path} \"DELETE FROM rewards WHERE key = '{key}'\") or move "
+                "the file away"
+            )
         node, execution = [*provenance, None, None][:2]
         return Evaluation(
             architecture,
@@ -269,7 +275,7 @@ class RewardCache:
         """The stored reward (``from_cache=True``), or None."""
         query = f"SELECT {self._columns} FROM rewards WHERE key = ?"
         row = self._retry(lambda: self._connect().execute(query, (key,)).fetchone())
-        return None if row is None else self._evaluation(row)
+        return None if row is None else self._evaluation(key, row)
 
     def put(self, key: str, evaluation: Evaluation, dataset: str, settings: dict) -> None:
         """Store a reward and drop this process's claim on it; when another process stored the same key first, its
@@ -319,7 +325,7 @@ class RewardCache:
             now, claimed, stored = time.time(), set(), {}
             for key in keys:
                 if (row := db.execute(select, (key,)).fetchone()) is not None:
-                    stored[key] = self._evaluation(row)
+                    stored[key] = self._evaluation(key, row)
                     continue
                 holder = db.execute("SELECT owner, expires FROM claims WHERE key = ?", (key,)).fetchone()
                 if holder is None or holder[0] == state.owner or holder[1] <= now:
@@ -401,6 +407,22 @@ class RewardCache:
             for connection in list(self._connections.values()):
                 connection.close()
         self._connections = {}
+
+
+def _bad_numbers(accuracy: object, train_seconds: object, parameters: object) -> str:
+    """What in a stored row is not a reward's number ('' when all are): accuracy in [0, 1], finite seconds >= 0,
+    a whole number of parameters (-1: none counted)."""
+
+    def number(value: object) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    if not (number(accuracy) and 0 <= accuracy <= 1):  # NaN and inf fail too
+        return f"accuracy {accuracy!r}"
+    if not (number(train_seconds) and 0 <= train_seconds < math.inf):
+        return f"train_seconds {train_seconds!r}"
+    if not (isinstance(parameters, int) and parameters >= -1):
+        return f"parameters {parameters!r}"
+    return ""
 
 
 def _is_busy(error: sqlite3.Error) -> bool:

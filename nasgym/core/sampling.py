@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from nasgym.core.errors import ConfigError
 from nasgym.core.search_space import TERMINAL_ACTION, Architecture, action_mask
 
 
@@ -30,15 +31,20 @@ def stratified_networks(
     n: int, seed: int, image_size: int, max_layers: int, max_tries: int = 1000
 ) -> list[Architecture]:
     """``n`` distinct valid networks, depths taken in turn from 1..max_layers (an equal share of each depth, the
-    shallow ones being few), each network drawn with ``random_network``; seeded, so a run can be repeated."""
+    shallow ones being few), each network drawn with ``random_network``; seeded, so a run can be repeated. When
+    ``max_tries`` draws in a row find nothing new the space is (nearly) exhausted: a ConfigError, not a long wait."""
     rng = np.random.default_rng(seed)
     found: dict[str, Architecture] = {}
     depths = list(range(1, max_layers + 1))
-    tries = 0
+    tries = last_new = 0
     while len(found) < n:
         tries += 1
-        if tries > max_tries * n:
-            raise ValueError(f"found only {len(found)} distinct valid networks of {n} at image size {image_size}")
+        if tries - last_new > max_tries:
+            raise ConfigError(
+                f"found only {len(found)} distinct valid networks of the {n} asked for at image size {image_size} "
+                f"and {max_layers} layers; ask for fewer"
+            )
         network = random_network(rng, image_size, max_layers, depths[tries % len(depths)])
-        found.setdefault(str(network), network)
+        if str(network) not in found:
+            found[str(network)], last_new = network, tries
     return list(found.values())

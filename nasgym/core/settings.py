@@ -238,14 +238,31 @@ def _construct(cls: type[T], values: Mapping[str, Any]) -> T:
     return cls(**arguments)
 
 
+ALLOWS_INFINITY = "infinite"
+"""The field metadata key of a number that may be infinite, as in
+``budget: float = dataclasses.field(default=1.0, metadata={ALLOWS_INFINITY: True})``. Every other float setting must
+be finite: an infinite learning rate or epsilon trains to nonsense, an infinite CPU count is no request."""
+
+
 def check_fields(instance: Any) -> None:
     """Check every field of a (frozen) settings dataclass against its type, converting losslessly in place; call
-    it from ``__post_init__`` so a wrong type fails where the settings are made, not deep in a training."""
+    it from ``__post_init__`` so a wrong type fails where the settings are made, not deep in a training. Numbers
+    must be finite unless the field allows infinity (``ALLOWS_INFINITY``)."""
     hints = _hints(type(instance))
     for field in dataclasses.fields(instance):
         if not _is_settings(hints[field.name]):
             value = check_value(field.name, hints[field.name], getattr(instance, field.name))
+            if not field.metadata.get(ALLOWS_INFINITY) and not _finite(value):
+                raise ConfigError(f"{field.name} must be a finite number, got {_short(value)}")
             object.__setattr__(instance, field.name, value)
+
+
+def _finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, tuple):
+        return all(_finite(item) for item in value)
+    return True
 
 
 def flatten(instance: Any) -> dict[str, Any]:

@@ -16,6 +16,7 @@ stacked ``info``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from copy import deepcopy
 from typing import Any
@@ -25,7 +26,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from gymnasium.vector.utils import concatenate, iterate
 
 from nasgym.core.env import NASEnv
-from nasgym.core.errors import ConfigError
+from nasgym.core.errors import ArchitectureError, ConfigError
 
 HOLD = -1
 """The action that leaves its copy unchanged for one step: no reward, no termination, no info."""
@@ -44,6 +45,10 @@ class _Held:
         return self.env.reset(**kwargs)
 
 
+def _built(env: NASEnv) -> NASEnv:
+    return env
+
+
 class NASVectorEnv(SyncVectorEnv):
     """``num_envs`` copies of ``NAS-v0`` built from the same keywords, sharing one evaluator."""
 
@@ -59,11 +64,13 @@ class NASVectorEnv(SyncVectorEnv):
             raise ConfigError(f"num_envs must be a positive int, got {num_envs!r}")
         first = NASEnv(**options)
         shared = {**options, "evaluator": first.evaluator}
-        makers = [lambda: first] + [lambda: NASEnv(**shared) for _ in range(num_envs - 1)]
+        # partials, not lambdas: the vector env pickles as its copies do
+        makers = [functools.partial(_built, first)] + [functools.partial(NASEnv, **shared)] * (num_envs - 1)
         super().__init__(makers, copy=copy, autoreset_mode=autoreset_mode)
         self.evaluator = first.evaluator
 
     def step(self, actions: Any):
+        self._check_actions(actions)
         networks, held = [], []
         for index, action in enumerate(iterate(self.action_space, actions)):
             if int(action) == HOLD:
@@ -85,6 +92,19 @@ class NASVectorEnv(SyncVectorEnv):
             return super().step(np.where(np.asarray(actions) == HOLD, 0, actions))
         finally:
             self.envs = copies
+
+    def _check_actions(self, actions: Any) -> None:
+        """One whole number per copy (each copy's step checks its range), or an ArchitectureError."""
+        try:
+            array = np.asarray(actions)
+        except ValueError:  # ragged
+            array = np.empty(0)
+        if array.shape != (self.num_envs,) or not np.issubdtype(array.dtype, np.integer):
+            shown = repr(actions) if len(repr(actions)) <= 80 else f"{repr(actions)[:77]}..."
+            raise ArchitectureError(
+                f"step takes {self.num_envs} whole-number actions, one per copy ({HOLD} leaves a copy as it is), "
+                f"got {shown}"
+            )
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None):
         """Gymnasium's reset; ``options={"episodes": [actions of copy 0, ...]}`` then starts each copy from its

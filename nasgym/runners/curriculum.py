@@ -31,8 +31,8 @@ class Curriculum:
     @classmethod
     def of(cls, values: list[int] | tuple[int, ...]) -> Curriculum:
         start, step, every = values
-        if start < 1 or step < 0 or every < 1:
-            raise ConfigError(f"curriculum START >= 1, STEP >= 0 and EVERY >= 1, got {start}:{step}:{every}")
+        if start < 1 or step < 1 or every < 1:  # a STEP of 0 never deepens: that is no curriculum
+            raise ConfigError(f"curriculum START, STEP and EVERY must be >= 1, got {start}:{step}:{every}")
         return cls(start, step, every)
 
     def depth(self, finished_episodes: int, max_layers: int) -> int:

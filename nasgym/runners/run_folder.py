@@ -9,10 +9,13 @@ Every other module reaches these files through ``RunFolder``.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
 import fcntl
+import io
 import json
+import math
 import os
 import socket
 import time
@@ -85,43 +88,107 @@ class EpisodeRow:
 
     @classmethod
     def from_csv(cls, row: dict[str, str]) -> EpisodeRow:
+        """The typed row; a cell that does not hold its column's kind of number is a ValueError naming it."""
+
+        def number(name: str, kind: type = float) -> Any:
+            try:
+                value = kind(row[name])
+            except ValueError:
+                value = math.nan
+            if not math.isfinite(value):
+                what = "whole number" if kind is int else "finite number"
+                raise ValueError(f"{name} {row[name][:20]!r} is not a {what}")
+            return value
+
         rewarded = row["accuracy"] not in ("", "None")
         return cls(
-            step=int(row["step"]),
-            episode=int(row["episode"]),
-            episode_step=int(row["episode_step"]),
-            action=int(row["action"]),
+            step=number("step", int),
+            episode=number("episode", int),
+            episode_step=number("episode_step", int),
+            action=number("action", int),
             architecture=row["architecture"],
-            reward=float(row["reward"]),
+            reward=number("reward"),
             terminated=row["terminated"] == "True",
             valid=row["valid"] == "True",
-            accuracy=float(row["accuracy"]) if rewarded else None,
+            accuracy=number("accuracy") if rewarded else None,
             from_cache=row["from_cache"] == "True",
             trained=row["trained"] == "True",
-            train_seconds=float(row["train_seconds"]) if rewarded else 0.0,
-            parameters=int(row["parameters"]) if rewarded else None,
+            train_seconds=number("train_seconds") if rewarded else 0.0,
+            parameters=number("parameters", int) if rewarded else None,
             failure=row["failure"] if row["failure"] != "None" else "",
-            best_reward=float(row["best_reward"]),
-            env=int(row.get("env") or 0),
+            best_reward=number("best_reward"),
+            env=number("env", int) if row.get("env") else 0,
         )
 
 
-def read_csv(path: Path) -> list[dict[str, str]]:
-    """The rows of a CSV file; none when it does not exist."""
+class DamagedLogError(NasGymError):
+    """A search's CSV log that is neither what nasgym wrote nor what a crash while writing leaves."""
+
+
+def _damaged(path: Path, line: int, what: str) -> DamagedLogError:
+    advice = (
+        "delete it to resume without the agent's earlier metrics"
+        if path.name == "progress.csv"
+        else "restore it from a copy, or start a new search in another --out"
+    )
+    return DamagedLogError(f"{path} line {line}: {what}; {advice}")
+
+
+def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """The header and the ``(line, row)`` pairs of a log; none when it does not exist.
+
+    The logs are append-only, so what a crash (or a full disk) in the middle of a write leaves is a last line without
+    its line end: that torn row is dropped, as a log-structured file recovers. Any other damage is a
+    ``DamagedLogError`` naming the file and the line. A UTF-8 byte-order mark (an editor's) is read past.
+    """
     if not path.exists():
-        return []
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
+        return [], []
+    data = path.read_bytes()
+    cut = data.rfind(b"\n") + 1
+    not_text = "not text (random bytes?)"
+    try:
+        text = data[:cut].decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise _damaged(path, data[: error.start].count(b"\n") + 1, not_text) from None
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(data[cut:])  # the torn row may end inside a character
+    except UnicodeDecodeError:
+        raise _damaged(path, data.count(b"\n") + 1, not_text) from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    rows: list[tuple[int, dict[str, str]]] = []
+    try:
+        header = next(reader, [])
+        if header and "step" not in header:
+            raise _damaged(path, 1, f"not the header nasgym writes (no 'step' column: {','.join(header)[:60]!r})")
+        for cells in reader:
+            if cells and len(cells) != len(header):
+                raise _damaged(path, reader.line_num, f"{len(cells)} cells where the header has {len(header)}")
+            if cells:
+                rows.append((reader.line_num, dict(zip(header, cells, strict=True))))
+    except csv.Error as error:
+        raise _damaged(path, reader.line_num, f"not CSV ({error})") from None
+    return header, rows
+
+
+def _step(path: Path, line: int, row: dict[str, str]) -> int:
+    try:
+        return int(row["step"])
+    except ValueError:
+        raise _damaged(path, line, f"step {row['step'][:20]!r} is not a whole number") from None
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    """The rows of a search's CSV log (a torn last row dropped); none when it does not exist."""
+    return [row for _, row in _read_rows(path)[1]]
 
 
 def truncate_csv(path: Path, last_step: int) -> list[dict[str, str]]:
-    """Keep only rows whose ``step`` is at most ``last_step`` (rewritten atomically); return them."""
+    """Keep only rows whose ``step`` is at most ``last_step`` (rewritten atomically, which also drops a torn last
+    row); return them."""
     if not path.exists():
         return []
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        fieldnames = reader.fieldnames or []
-        rows = [row for row in reader if int(row["step"]) <= last_step]
+    fieldnames, lines = _read_rows(path)
+    rows = [row for line, row in lines if _step(path, line, row) <= last_step]
     with atomic_path(path, RESUME_ADVICE) as temporary, open(temporary, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames)
         writer.writeheader()
@@ -163,7 +230,23 @@ class RunFolder:
             raise NasGymError(f"{self.run_file} is damaged ({error}); start a new search in another --out") from error
 
     def episodes(self) -> list[EpisodeRow]:
-        return [EpisodeRow.from_csv(row) for row in read_csv(self.episodes_file)]
+        """The rows of ``episodes.csv``, checked: every cell readable, steps counting 1, 2, 3, ... (a row repeated by
+        an editor or a copy is refused: which copy is right is the user's call, nasgym never writes one twice)."""
+        path = self.episodes_file
+        header, lines = _read_rows(path)
+        missing = [name for name in EPISODE_COLUMNS if name not in header and name != "env"]
+        if lines and missing:
+            raise _damaged(path, 1, f"the header lacks {', '.join(missing)}")
+        rows = []
+        for line, cells in lines:
+            try:
+                row = EpisodeRow.from_csv(cells)
+            except ValueError as error:
+                raise _damaged(path, line, str(error)) from None
+            if row.step != len(rows) + 1:
+                raise _damaged(path, line, f"step {row.step} where step {len(rows) + 1} belongs")
+            rows.append(row)
+        return rows
 
     def progress(self) -> list[dict[str, str]]:
         return read_csv(self.progress_file)

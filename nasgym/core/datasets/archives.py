@@ -9,7 +9,6 @@ are checked here before the file takes its real name: a cut download never looks
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -24,8 +23,9 @@ from nasgym.core.datasets.storage import (
     staging_path,
     writable_dir,
 )
-from nasgym.core.errors import DatasetError
+from nasgym.core.errors import DatasetError, warn
 from nasgym.core.paths import default_data_dir
+from nasgym.core.progress import bars_disabled
 
 _CHUNK = 1 << 20
 _TIMEOUT = 30  # seconds without data before a download is given up
@@ -71,10 +71,9 @@ def verify_archive(path: Path, archive: ArchiveSpec, downloaded: bool = False) -
             f"or another version: {fix}"
         )
     if archive.sha256 is None:
-        warnings.warn(
+        warn(
             f"{archive.name}: no trustworthy sha256 is known for this archive, so its content is not verified "
-            f"(its sha256 is {digest}); the class and image counts are checked after preparation instead",
-            stacklevel=2,
+            f"(its sha256 is {digest}); the class and image counts are checked after preparation instead"
         )
     return VerifiedArchive(archive, path, digest, verified=archive.sha256 is not None)
 
@@ -93,7 +92,9 @@ def _download(archive: ArchiveSpec, directory: Path) -> VerifiedArchive:
     target = directory / archive.name
     part = staging_path(directory, archive.name)
     # pooch sets the bar's total from Content-Length, after testing the bar's truth, which tqdm ties to a total.
-    bar = tqdm(total=archive.size or 1, unit="B", unit_scale=True, desc=f"download {archive.name}")
+    bar = tqdm(
+        total=archive.size or 1, unit="B", unit_scale=True, desc=f"download {archive.name}", disable=bars_disabled()
+    )
     try:
         with disk_errors(directory), bar:
             downloader = pooch.HTTPDownloader(

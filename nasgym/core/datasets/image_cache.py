@@ -36,6 +36,7 @@ from nasgym.core.datasets.storage import (
     writable_dir,
 )
 from nasgym.core.errors import DatasetError
+from nasgym.core.progress import bars_disabled
 
 CACHE_FORMAT = 1
 _HEADROOM = 1 << 16  # bytes for the .npy headers and meta.json
@@ -195,7 +196,7 @@ def parallel_batches(
     """``work(job)`` for every job on a few threads (decoders release the GIL), in order, with a progress bar."""
     pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1))
     try:
-        with tqdm(total=total, unit="img", desc=desc, leave=False) as bar:
+        with tqdm(total=total, unit="img", desc=desc, leave=False, disable=bars_disabled()) as bar:
             for images, labels in pool.map(work, jobs):
                 bar.update(len(labels))
                 yield images, labels

@@ -22,6 +22,7 @@ from nasgym.core.datasets.specs import DatasetSpec, get_spec
 from nasgym.core.datasets.storage import (
     disk_errors,
     ensure_free,
+    folder_path,
     new_staging_dir,
     remove_abandoned_staging,
     writable_dir,
@@ -33,7 +34,8 @@ MARKER = "nasgym_prepared.json"
 
 
 def data_root(data_dir: str | Path | None = None) -> Path:
-    return Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+    """The data directory (``data_dir`` or the default); a DatasetError when a file stands in its way."""
+    return folder_path(Path(data_dir).expanduser() if data_dir is not None else default_data_dir())
 
 
 def is_prepared(spec: DatasetSpec, data_dir: str | Path | None = None) -> bool:

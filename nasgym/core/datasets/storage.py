@@ -27,13 +27,20 @@ _REASONS = {errno.EROFS: "read-only file system", errno.EACCES: "permission deni
 _ELSEWHERE = "or set NASGYM_HOME (or data_dir= / --data-dir) to a folder"
 
 
-def writable_dir(path: Path) -> Path:
-    """``path``, created if needed; a file in its way or a folder nasgym may not write is a DatasetError."""
+def folder_path(path: Path) -> Path:
+    """``path``, where it exists, a folder, and where it does not, a place a folder can be made: a file in its way
+    (the path itself or one above it) is a DatasetError."""
     existing = _nearest_existing(path)
     if not existing.is_dir():
         raise DatasetError(
             f"{existing} is a file, so nasgym cannot keep data in {path}; move the file away, {_ELSEWHERE}"
         )
+    return path
+
+
+def writable_dir(path: Path) -> Path:
+    """``path``, created if needed; a file in its way or a folder nasgym may not write is a DatasetError."""
+    folder_path(path)
     with disk_errors(path):
         path.mkdir(parents=True, exist_ok=True)
     if not os.access(path, os.W_OK | os.X_OK):

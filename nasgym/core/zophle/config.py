@@ -16,6 +16,10 @@ CHAIN_ONLY = {
     "max_layers": "the depth is `layers`",
 }
 """NAS-v0 keywords this environment refuses, and why."""
+MAX_LAYERS = 100
+"""``layers`` at most: several times the depth Zoph & Le's curriculum searched (a few dozen layers at most). The anchor
+tokens make an episode and the observation grow with the square of the depth and the action masks with its cube, so
+100 layers already take a second to set up; a bound refuses a typo in one line instead of exhausting memory."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,8 @@ class ZophLeConfig:
         settings.check_fields(self)
         if self.layers < 1:
             raise ConfigError(f"layers must be at least 1, got {self.layers}")
+        if self.layers > MAX_LAYERS:
+            raise ConfigError(f"layers must be at most {MAX_LAYERS}, got {self.layers:,}")
 
 
 def env_settings() -> list[settings.Setting]:

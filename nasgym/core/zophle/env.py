@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,10 +18,6 @@ from nasgym.core.zophle.config import all_settings, make_configs
 from nasgym.core.zophle.network import output_sides
 from nasgym.core.zophle.space import N_ACTIONS, TOKEN_TYPES, ZophLeArchitecture, space_size
 from nasgym.core.zophle.space_model import ZophLeSpaceModel
-
-NO_ACCURACY = -1.0
-"""``info["accuracy"]`` of a step without a reward. NAS-v0 reports NaN there; a number equal to itself keeps
-Gymnasium's determinism check (which compares infos with ``==``) passing on the many unrewarded steps here."""
 
 
 class ZophLeEnv(EvaluatedEnv):
@@ -98,6 +95,8 @@ class ZophLeEnv(EvaluatedEnv):
         render_mode: str | None = None,
         **options: Any,
     ):
+        if isinstance(dataset, os.PathLike):  # a folder of images, as in NAS-v0
+            dataset = f"folder:{os.fspath(dataset)}"
         if dataset is not None:
             options["dataset"] = dataset
         self.space_config, self.config, self.train_config = make_configs(options)
@@ -175,8 +174,6 @@ class ZophLeEnv(EvaluatedEnv):
             "valid": valid,
             **evaluation.info(),
         }
-        if not evaluation.rewarded:
-            info["accuracy"] = NO_ACCURACY
         return self._space.observe(self.architecture.actions), float(reward), self._done, False, info
 
     def action_masks(self) -> np.ndarray:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
+import os
 import signal
 import sys
 import threading
+import warnings
+from collections.abc import Callable, Iterator
 
 from nasgym import __version__
-from nasgym.core.errors import NasGymError
+from nasgym.core.errors import NasGymError, NasGymWarning
+from nasgym.core.progress import PROGRESS_VARIABLE
 from nasgym.runners.cli import bench, data, fidelity, final, search, table, train, transfer
 
 COMMANDS = (train, search, data, bench, transfer, final, fidelity, table)
@@ -52,13 +57,43 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _one_line_warnings(format_warning: Callable[..., str]) -> Callable[..., str]:
+    """``warnings.formatwarning`` that prints nasgym's own warnings as one line, like its errors."""
+
+    def format_one(message, category, filename, lineno, line=None) -> str:
+        if issubclass(category, NasGymWarning):
+            return f"nasgym: warning: {message}\n"
+        return format_warning(message, category, filename, lineno, line)
+
+    return format_one
+
+
+@contextlib.contextmanager
+def _command_environment(args: argparse.Namespace) -> Iterator[None]:
+    """While a command runs: one-line warnings, and ``--no-progress`` as NASGYM_PROGRESS=0 so the bars of data
+    preparation and training (in this process and in those it starts) stay off too."""
+    format_warning, progress = warnings.formatwarning, os.environ.get(PROGRESS_VARIABLE)
+    warnings.formatwarning = _one_line_warnings(format_warning)
+    if getattr(args, "no_progress", False):
+        os.environ[PROGRESS_VARIABLE] = "0"
+    try:
+        yield
+    finally:
+        warnings.formatwarning = format_warning
+        if progress is None:
+            os.environ.pop(PROGRESS_VARIABLE, None)
+        else:
+            os.environ[PROGRESS_VARIABLE] = progress
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     in_main_thread = threading.current_thread() is threading.main_thread()
     # `kill` stops a command like Ctrl-C: files are closed, a search stays resumable.
     previous = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
     try:
-        return args.handler(args)
+        with _command_environment(args):
+            return args.handler(args)
     except KeyboardInterrupt:
         print(
             "nasgym: interrupted; evaluated rewards are in the cache (a search continues with --resume)",

@@ -58,6 +58,7 @@ def folder_size(path: Path) -> int:
 
 
 def run_prepare(args: argparse.Namespace) -> int:
+    data_root(args.data_dir)  # a file given as --data-dir is refused before anything else
     spec = get_spec(args.name)
     if is_prepared(spec, args.data_dir) and not args.force:
         print(f"{spec.name} is already prepared in {spec.prepared_dir(args.data_dir)} (--force prepares it again)")
@@ -103,6 +104,7 @@ def _status(name: str, data_dir: str | None) -> tuple[str, str, str]:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    data_root(args.data_dir)  # a file given as --data-dir is refused before anything else
     rows = [("dataset", "classes", "images", "status", "size", "location")]
     digits = envs_data.load("datasets")["digits"]
     rows.append(("digits", str(digits["classes"]), f"{digits['images']:,}", "built in (scikit-learn)", "-", "-"))

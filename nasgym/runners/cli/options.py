@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import agents
 from nasgym.core import settings
-from nasgym.core.config import SETTINGS_CLASSES
+from nasgym.core.config import LOOKUP_SOURCES, SETTINGS_CLASSES
 from nasgym.core.errors import ConfigError
 from nasgym.core.protocols import DEFAULT_PROTOCOL, Protocol, protocol, protocol_names
 from nasgym.core.zophle.config import CHAIN_ONLY
@@ -75,6 +75,14 @@ def layered(args: argparse.Namespace, name: str, protocol_value: Any) -> Any:
 def comma_list(text: str) -> list[str]:
     """'a, b,c' -> ['a', 'b', 'c'] for options that take several names."""
     return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def name_list(text: str) -> list[str]:
+    """``comma_list`` for options that need at least one name ('' or ',,' names none: a usage error)."""
+    names = comma_list(text)
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected one or more comma-separated names, got {text!r}")
+    return names
 
 
 def flag_of(name: str) -> str:
@@ -170,6 +178,9 @@ def env_options(
         values["backend"] = "ray"
         if args.ray:
             values["ray_address"] = args.ray
+    if values.get("reward_source") in LOOKUP_SOURCES:  # a table's own settings, unless the user or a protocol says
+        chosen = typed | set(protocol_env or {}) | {"dataset", "reward_source", "backend", "ray_address"}
+        values = {name: value for name, value in values.items() if name in chosen}
     return values
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import agents
 from nasgym.core.errors import ConfigError
 from nasgym.runners.cli.options import (
+    Given,
     add_env_choice,
     add_env_options,
     add_protocol_option,
@@ -16,6 +17,7 @@ from nasgym.runners.cli.options import (
     agent_hyperparameters,
     chosen_protocol,
     env_options,
+    given,
     hyperparameter,
     non_negative_int,
     non_negative_number,
@@ -37,7 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--steps", type=positive_int, default=100, help="environment steps in total (default 100)")
     parser.add_argument("--out", default=None, help="output folder (default runs/AGENT-DATASET-TIME)")
     parser.add_argument("--resume", action="store_true", help="continue the search in --out from its checkpoint")
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="the agent's seed (default 0)")
+    parser.add_argument("--seed", type=non_negative_int, action=Given, default=0, help="the agent's seed (default 0)")
     parser.add_argument(
         "--num-envs",
         type=positive_int,
@@ -102,8 +104,10 @@ def run(args: argparse.Namespace) -> int:
         )
     protocol = chosen_protocol(args)
     out = Path(args.out or f"runs/{args.agent}-{args.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
-    curriculum = Curriculum.parse(args.curriculum) if args.curriculum else None
+    curriculum = Curriculum.parse(args.curriculum) if args.curriculum is not None else None
     hyperparameters = agent_hyperparameters(args.agent, args.hyperparameters)
+    if "seed" in given(args) and hyperparameters.get("seed", args.seed) != args.seed:
+        raise ConfigError(f"--seed {args.seed} and --set seed={hyperparameters['seed']} disagree; give the seed once")
     settings = SearchSettings(
         agent=args.agent,
         dataset=args.dataset,

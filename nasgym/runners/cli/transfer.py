@@ -14,10 +14,10 @@ from nasgym.runners.cli.options import (
     add_protocol_option,
     add_ray_option,
     chosen_protocol,
-    comma_list,
     env_options,
     given,
     layered,
+    name_list,
     positive_int,
 )
 from nasgym.runners.envs import accepted
@@ -45,14 +45,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--train",
-        type=comma_list,
+        type=name_list,
         action=Given,
         default=transfer["train"],
         help=f"training datasets in order (default {','.join(transfer['train'])})",
     )
     parser.add_argument(
         "--eval",
-        type=comma_list,
+        type=name_list,
         action=Given,
         default=transfer["eval"],
         help=f"held-out datasets (default {','.join(transfer['eval'])})",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from nasgym.core.config import LOOKUP_SOURCES
 from nasgym.core.datasets import load_dataset
 from nasgym.runners.envs import NAS_V0, configs
 
@@ -13,5 +14,7 @@ def check_datasets(names: Iterable[str], env_options: dict[str, Any], env_id: st
     """Load every dataset an experiment needs before its first run, so that an unknown or unprepared one
     fails in seconds with its one-line error instead of after hours of runs on the others."""
     for name in dict.fromkeys(names):
-        config, _ = configs(env_id, {**env_options, "dataset": name})  # bad options fail here too
+        config, _ = configs(env_id, {**env_options, "dataset": name})  # bad options (or a missing table) fail here too
+        if config.reward_source in LOOKUP_SOURCES:  # a table needs no images
+            continue
         load_dataset(name, config.image_size, config.max_samples, config.data_dir, resize=config.resize)

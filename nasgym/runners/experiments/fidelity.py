@@ -42,6 +42,9 @@ from nasgym.core.zero_cost import naswot
 from nasgym.runners.experiments.fidelity_report import write_report
 
 REFERENCE = "reference"
+MAX_NETWORKS = 10_000
+"""A sample's size at most: each network is trained at the reference budget (days on a CPU at this size already), and
+a Kendall tau's interval is narrow long before; a bound refuses a typo in one line instead of sampling for hours."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,8 @@ class FidelityPlan:
     def __post_init__(self) -> None:
         if self.networks < 4:
             raise ConfigError(f"a rank correlation needs at least 4 networks, got {self.networks}")
+        if self.networks > MAX_NETWORKS:
+            raise ConfigError(f"networks must be at most {MAX_NETWORKS:,} (each is trained), got {self.networks:,}")
         if not 0 < self.data_fraction < 1:
             raise ConfigError(f"data fraction must be in (0, 1), got {self.data_fraction}")
         if any(epochs < 1 for epochs in self.low_epochs):
