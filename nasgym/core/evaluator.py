@@ -27,6 +27,7 @@ from nasgym.core.evaluation import Evaluation, EvaluationStats
 from nasgym.core.inflight import InFlight
 from nasgym.core.network import parameter_count
 from nasgym.core.paths import default_cache_path
+from nasgym.core.progress import bars_disabled
 from nasgym.core.reward_cache import RewardCache, reward_key
 from nasgym.core.search_space import DEFAULT_IMAGE_SIZE, Architecture
 from nasgym.core.training import ChildTrainer, EpochCallback, TrainConfig, resolve_device, retained_heap
@@ -50,9 +51,11 @@ class TrainingEvaluator:
     """Trains child networks on one dataset (NasGym's reward), answering repeats from the cache.
 
     ``concurrency`` is how many networks of one ``evaluate`` call train at once (threads sharing the data;
-    on CUDA each on its own stream). Rewards do not depend on it: every training has its own random
-    streams. The default, 1, trains one after another: on the 2-core CPU the benchmark measured no gain
-    from more (benchmarks/README.md); on a GPU run benchmarks/child_training.py before raising it.
+    on CUDA each thread on its own stream). Rewards do not depend on it: every training has its own random
+    streams, and a network that runs out of memory beside others is trained again alone, after them, before
+    its failure is recorded. The default, 1, trains one after another: on the 2-core CPU the benchmark
+    measured no gain from more (benchmarks/README.md); on a GPU run benchmarks/child_training.py before
+    raising it.
     """
 
     def __init__(
@@ -169,26 +172,44 @@ class TrainingEvaluator:
 
     def _train_all(self, to_train: dict[str, Architecture], on_epoch: EpochCallback | None, record: Record) -> None:
         trainer = self.trainer
-        workers = min(self.concurrency, len(to_train))
+        workers = min(self.concurrency, len(to_train), trainer.max_threads)
         keep_heap = retained_heap() if self.device.type == "cpu" else contextlib.nullcontext()
         quiet = True if len(to_train) < 2 else None  # None: tqdm shows the bar on a terminal only
-        with keep_heap, tqdm(total=len(to_train), desc="training", unit="net", disable=quiet) as bar:
+        with keep_heap, tqdm(total=len(to_train), desc="training", unit="net", disable=bars_disabled(quiet)) as bar:
             if workers == 1:
                 for key, network in to_train.items():
                     record(key, network, self._train_one(network, on_epoch))
                     bar.update()
                 return
+            alone: dict[str, Architecture] = {}  # out of memory beside the others: perhaps not alone
+
+            def finish(key: str, network: Architecture, evaluation: Evaluation) -> None:
+                if self._out_of_memory(evaluation):
+                    alone[key] = network
+                else:
+                    record(key, network, evaluation)
+                    bar.update()
+
             pool = ThreadPoolExecutor(workers, thread_name_prefix="nasgym-train")
             futures = {pool.submit(trainer.train, net, on_epoch=on_epoch): (key, net) for key, net in to_train.items()}
             try:
                 for future in as_completed(futures):  # each reward is stored as soon as it is known
-                    record(*futures.pop(future), future.result())
-                    bar.update()
+                    finish(*futures.pop(future), future.result())
             finally:  # interrupted: threads cannot be stopped, so keep what the running ones finish
                 pool.shutdown(wait=True, cancel_futures=True)
                 for future, (key, network) in futures.items():
                     if not future.cancelled() and future.exception() is None:
-                        record(key, network, future.result())
+                        finish(key, network, future.result())
+            if alone:  # every other training has finished: one at a time, with the device's memory handed back
+                trainer.release_device_memory()
+            for key, network in alone.items():
+                record(key, network, self._train_one(network, on_epoch))
+                bar.update()
+
+    @staticmethod
+    def _out_of_memory(evaluation: Evaluation) -> bool:
+        """A failure that trainings beside this one may have caused, so never recorded before a training alone."""
+        return evaluation.failure.startswith("out of memory")
 
     def _train_one(self, network: Architecture, on_epoch: EpochCallback | None) -> Evaluation:
         """One training; a long one shows that it is alive (12 epochs at 84 px take minutes on a CPU)."""
@@ -200,6 +221,7 @@ class TrainingEvaluator:
             unit="epoch",
             delay=PROGRESS_AFTER_SECONDS,
             leave=False,
+            disable=bars_disabled(),
         ) as bar:
             return self.trainer.train(network, on_epoch=lambda _epoch: bar.update())
 

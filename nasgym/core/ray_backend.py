@@ -12,6 +12,11 @@ settings: a training draws only from generators seeded by the training seed, whe
   each builds its trainer (the split, placed on its device) at its first task and keeps it for the next ones.
 - Every node needs nasgym and PyTorch installed (the same versions); not the data, the cache or any file of the
   driver's.
+- GPUs: Ray reuses a worker process for tasks given other GPUs, but CUDA keeps the GPUs it saw when it started in
+  that process. So GPU tasks leave CUDA_VISIBLE_DEVICES as the node has it and each task trains on
+  ``cuda:<index of its Ray GPU among those>`` (``task_cuda_device``). A task on a fraction of a GPU sizes its
+  up-front memory check by that fraction and hands its cached memory back when it ends; a network that ran out
+  of memory there is trained again, after the batch, on a whole GPU before a failure is recorded.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import os
 import socket
 import warnings
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -34,6 +39,7 @@ from nasgym.core.datasets import ImageData
 from nasgym.core.errors import ConfigError, NasGymError
 from nasgym.core.evaluation import Evaluation
 from nasgym.core.evaluator import Record, TrainingEvaluator, cache_path_of, load_data
+from nasgym.core.progress import bars_disabled
 from nasgym.core.reward_cache import RewardCache
 from nasgym.core.search_space import Architecture
 from nasgym.core.training import ChildTrainer, EpochCallback, LearningCurve, TrainConfig
@@ -49,6 +55,11 @@ is new whenever Ray starts, so references from an earlier Ray session in this pr
 _TRAINERS: OrderedDict[tuple, ChildTrainer] = OrderedDict()
 """In a worker process: the trainers it built, by (dataset object, settings, device)."""
 _TASK = None
+_CUDA_GPUS: tuple[str, ...] | None = None
+"""In a worker process: the GPUs its CUDA sees (CUDA_VISIBLE_DEVICES when its first GPU task started CUDA)."""
+GPU_RUNTIME_ENV = {"env_vars": {"RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES": "1"}}
+"""GPU tasks run in workers whose CUDA_VISIBLE_DEVICES Ray leaves alone: a reused worker can then reach the GPU its
+next task is given (``task_cuda_device``)."""
 
 
 def require_ray() -> Any:
@@ -90,6 +101,38 @@ def adopt_datasets(refs: dict[str, Any]) -> None:
     _SHARED.update({(node, fingerprint): ref for fingerprint, ref in refs.items()})
 
 
+def cuda_gpus(cuda_visible_devices: str | None, device_count: Callable[[], int]) -> tuple[str, ...]:
+    """The GPU ids CUDA numbers 0, 1, ... in a process with this CUDA_VISIBLE_DEVICES (unset: all of them)."""
+    if cuda_visible_devices is None:
+        return tuple(str(index) for index in range(device_count()))
+    return tuple(gpu.strip() for gpu in cuda_visible_devices.split(",") if gpu.strip())
+
+
+def task_cuda_device(gpu_ids: Sequence[int | str], visible: Sequence[str]) -> str:
+    """The torch device of the (first) GPU Ray gave a task, in a process whose CUDA sees the GPUs ``visible``."""
+    if not gpu_ids:
+        raise NasGymError("a CUDA training ran as a Ray task without a GPU; set ray_task_gpus (e.g. 1 or 0.5)")
+    gpu = str(gpu_ids[0])
+    if gpu not in visible:
+        raise NasGymError(
+            f"Ray gave this task GPU {gpu}, but CUDA in its worker process (pid {os.getpid()}) started seeing only "
+            f"GPUs {', '.join(visible) or 'none'}, and a started CUDA never sees others; do not set "
+            "RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES=0 or CUDA_VISIBLE_DEVICES in the tasks' runtime_env"
+        )
+    return f"cuda:{visible.index(gpu)}"
+
+
+def _task_gpu(ray: Any) -> tuple[str, float]:
+    """This task's CUDA device (made current) and its share of that GPU's memory."""
+    global _CUDA_GPUS
+    if _CUDA_GPUS is None:  # CUDA starts in this process now, seeing what this variable says
+        _CUDA_GPUS = cuda_gpus(os.environ.get("CUDA_VISIBLE_DEVICES"), torch.cuda.device_count)
+    device = task_cuda_device(ray.get_gpu_ids(), _CUDA_GPUS)
+    torch.cuda.set_device(device)
+    share = ray.get_runtime_context().get_assigned_resources().get("GPU", 1.0)
+    return device, min(share, 1.0)
+
+
 def _train_task(
     data_box: list, config: TrainConfig, device: str, network: Architecture, curve: bool = False
 ) -> Evaluation | LearningCurve:
@@ -98,6 +141,9 @@ def _train_task(
     only to build a trainer."""
     import ray
 
+    share = 1.0
+    if device == "cuda":
+        device, share = _task_gpu(ray)
     (ref,) = data_box
     slot = (ref.hex(), config, device)
     if slot not in _TRAINERS:
@@ -107,19 +153,37 @@ def _train_task(
         while len(_TRAINERS) > WORKER_TRAINERS:
             _TRAINERS.popitem(last=False)
     _TRAINERS.move_to_end(slot)
-    if curve:
-        return _TRAINERS[slot].learning_curve(network)
-    evaluation = _TRAINERS[slot].train(network)
+    trainer = _TRAINERS[slot]
+    trainer.memory_share = share
+    try:
+        if curve:
+            return trainer.learning_curve(network)
+        evaluation = trainer.train(network)
+    finally:
+        if share < 1:  # a shared GPU: the other tasks on it get this one's cached memory
+            trainer.release_device_memory()
     where = f"ray worker {socket.gethostname()}:{os.getpid()}"
     return replace(
         evaluation, node=ray.get_runtime_context().get_node_id(), execution=f"{evaluation.execution}; {where}"
     )
 
 
-def _remote_task() -> Any:
+class _Task:
+    """``_train_task`` as a Ray remote function whose ``options`` run GPU tasks with ``GPU_RUNTIME_ENV``."""
+
+    def __init__(self, remote: Any):
+        self.remote_function = remote
+
+    def options(self, **options: Any) -> Any:
+        if options.get("num_gpus"):
+            options.setdefault("runtime_env", GPU_RUNTIME_ENV)
+        return self.remote_function.options(**options)
+
+
+def _remote_task() -> _Task:
     global _TASK
     if _TASK is None:
-        _TASK = require_ray().remote(_train_task)
+        _TASK = _Task(require_ray().remote(_train_task))
     return _TASK
 
 
@@ -188,25 +252,48 @@ class RayEvaluator(TrainingEvaluator):
 
     def _train_all(self, to_train: dict[str, Architecture], on_epoch: EpochCallback | None, record: Record) -> None:
         ray = connect(self.address)
-        task = _remote_task().options(
-            num_cpus=self.task_cpus, num_gpus=self.task_gpus, max_retries=self.max_retries, name="nasgym-train"
-        )
         box = [share_dataset(self.data)]
+        shared = self.device.type == "cuda" and self.task_gpus < 1  # beside other trainings on one GPU
+        alone = self._run(ray, box, to_train, record, self.task_gpus, hold_out_of_memory=shared)
+        if alone:  # out of memory on a shared GPU: once more on a whole GPU each, after the batch
+            self._run(ray, box, alone, record, 1.0)
+
+    def _run(
+        self,
+        ray: Any,
+        box: list,
+        to_train: dict[str, Architecture],
+        record: Record,
+        gpus: float,
+        *,
+        hold_out_of_memory: bool = False,
+    ) -> dict[str, Architecture]:
+        """Train ``to_train`` as tasks on ``gpus`` GPUs each and record the rewards; with ``hold_out_of_memory``
+        return the networks that ran out of memory instead of recording them."""
+        task = _remote_task().options(
+            num_cpus=self.task_cpus, num_gpus=gpus, max_retries=self.max_retries, name="nasgym-train"
+        )
         pending = {
             task.remote(box, self.config, self.device.type, network): (key, network)
             for key, network in to_train.items()
         }
+        held: dict[str, Architecture] = {}
         quiet = True if len(to_train) < 2 else None  # None: tqdm shows the bar on a terminal only
         try:
-            with tqdm(total=len(to_train), desc="training on ray", unit="net", disable=quiet) as bar:
+            with tqdm(total=len(to_train), desc="training on ray", unit="net", disable=bars_disabled(quiet)) as bar:
                 while pending:
                     done, _ = ray.wait(list(pending), num_returns=1)
                     key, network = pending.pop(done[0])
-                    record(key, network, self._result(ray, done[0], network))
+                    evaluation = self._result(ray, done[0], network)
+                    if hold_out_of_memory and self._out_of_memory(evaluation):
+                        held[key] = network
+                    else:
+                        record(key, network, evaluation)
                     bar.update()
         finally:  # interrupted or failed: the cluster stops the trainings nobody waits for any more
             for ref in pending:
                 ray.cancel(ref, force=True)
+        return held
 
     def _result(self, ray: Any, ref: Any, network: Architecture) -> Evaluation:
         try:

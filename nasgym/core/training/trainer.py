@@ -13,7 +13,11 @@ with a plain PyTorch loop):
 * CUDA: bf16 autocast, and the whole step (gather, forward, backward, Adam) captured once per batch size
   as a CUDA graph and replayed (``cuda_graphs``). The first steps of each size run eagerly as ordinary
   training steps; if capture fails the architecture is trained again eagerly from scratch, and
-  ``Evaluation.execution`` says so.
+  ``Evaluation.execution`` says so; CUDA graphs then stay off in the process. Each training thread keeps one
+  stream (``streams``); the device is synchronized and its cache emptied only after running out of memory.
+
+A last batch of one image that batch-statistics BatchNorm cannot normalise (one value per channel) is skipped, as
+``drop_last`` would; every other batch trains.
 """
 
 from __future__ import annotations
@@ -37,8 +41,10 @@ from nasgym.core.evaluation import Evaluation
 from nasgym.core.network import build_network, parameter_count, to_device
 from nasgym.core.search_space import Architecture
 from nasgym.core.training.config import TrainConfig
-from nasgym.core.training.cuda_graphs import CAPTURE_LOCK, GraphCaptureError, GraphedStep
+from nasgym.core.training.cuda_graphs import CAPTURE_LOCK, GraphCaptureError, GraphedStep, capture_failure
 from nasgym.core.training.device import is_out_of_memory, limit_threads, memory_bytes, resolve_device, retained_heap
+from nasgym.core.training.split import split_for
+from nasgym.core.training.streams import STREAM_POOL_SIZE, THREAD_STREAMS
 from nasgym.core.zophle import network as zophle_network
 from nasgym.core.zophle.space import ZophLeArchitecture
 
@@ -49,11 +55,6 @@ EpochCallback = Callable[[int], None]
 """Called with the epoch number after every epoch of a training (progress bars for long trainings)."""
 
 _INIT_LOCK = threading.Lock()  # weight initialisation draws from the global CPU generator
-
-
-TEST_SPLIT_SEED = 2019
-"""Seeds the shuffle that holds the test split out; no setting changes it, so every search of a dataset (any seed,
-any split seed) leaves out the same images."""
 
 
 class LearningCurve(NamedTuple):
@@ -71,64 +72,6 @@ class LearningCurve(NamedTuple):
     """Seconds one scoring of the reward split took (the last epoch's), which a plain training also spends."""
 
 
-class Split(NamedTuple):
-    """Row indices of the three parts of a dataset, each sorted in the order it is used."""
-
-    train: np.ndarray
-    reward: np.ndarray
-    test: np.ndarray
-
-
-def split_indices(
-    labels: np.ndarray,
-    train_fraction: float,
-    seed: int,
-    n_classes: int,
-    test_fraction: float = 0.0,
-    rounding: str = "round",
-) -> Split:
-    """Hold out ``test_fraction`` of the images by a fixed shuffle; shuffle the rest with ``seed``: the first
-    ``train_fraction`` of it (rounded as ``rounding`` says) trains, the remainder is the reward split.
-
-    With ``test_fraction=0`` the train/reward split is the one a plain seeded shuffle of all images gives. A split
-    with fewer images than classes on the train or reward side measures nothing (two images gave accuracy 1.0 from
-    one reward image), so it is refused.
-    """
-    n = len(labels)
-    held_out = np.random.default_rng(TEST_SPLIT_SEED).permutation(n)
-    n_test = round(n * test_fraction)
-    test, rest = np.sort(held_out[:n_test]), np.sort(held_out[n_test:])
-    order = rest[np.random.default_rng(seed).permutation(len(rest))]
-    share = len(rest) * train_fraction
-    n_train = math.floor(share) if rounding == "floor" else round(share)
-    if min(n_train, len(rest) - n_train) < n_classes:
-        raise ConfigError(
-            f"{len(rest)} images split {train_fraction:.3f} : {1 - train_fraction:.3f} give {n_train} to train and "
-            f"{len(rest) - n_train} to score, fewer than the {n_classes} classes on one side; use more images "
-            "(max_samples) or another train_fraction"
-        )
-    return Split(order[:n_train], order[n_train:], test)
-
-
-def split_for(data: ImageData, config: TrainConfig) -> Split:
-    """The split ``config`` gives ``data``, checked: every part a training scores on holds at least one image per
-    class."""
-    split = split_indices(
-        data.labels,
-        config.train_fraction,
-        config.shuffle_seed,
-        data.n_classes,
-        config.test_fraction,
-        config.split_rounding,
-    )
-    if config.score_split == "test" and len(split.test) < data.n_classes:
-        raise ConfigError(
-            f"a test split of {len(split.test)} images is smaller than the {data.n_classes} classes; "
-            "raise test_fraction or use more images"
-        )
-    return split
-
-
 def _seeded_generator(device: torch.device, seed: int, purpose: int) -> torch.Generator:
     """Independent streams per purpose (batch order, dropout) from the one training seed."""
     state = np.random.SeedSequence([seed, purpose]).generate_state(1, dtype=np.uint64)[0]
@@ -139,7 +82,8 @@ class ChildTrainer:
     """Holds one dataset's split on the training device and trains architectures on it.
 
     ``train`` may be called from several threads at once (``TrainingEvaluator(concurrency=...)``): every
-    training has its own random generators, and on CUDA its own stream.
+    training has its own random generators, and on CUDA its thread's stream. ``memory_share`` is the part of the
+    device's memory a training may count on (a fractional Ray GPU), which sizes the up-front out-of-memory check.
     """
 
     def __init__(
@@ -149,8 +93,10 @@ class ChildTrainer:
         device: str | torch.device = "auto",
         *,
         cuda_graphs: bool = True,
+        memory_share: float = 1.0,
     ):
         self.data = data
+        self.memory_share = memory_share
         self.config = config
         self.device = resolve_device(device)
         self.precision = config.resolved_precision(self.device)
@@ -177,6 +123,11 @@ class ChildTrainer:
     @property
     def n_train(self) -> int:
         return len(self.train_y)
+
+    @property
+    def max_threads(self) -> int:
+        """Threads that may train at once: on CUDA each needs a stream of its own (``streams``)."""
+        return STREAM_POOL_SIZE if self.device.type == "cuda" else 2**31
 
     # -- one training, with its failures as results ------------------------------------------------------------
     def train(
@@ -230,7 +181,7 @@ class ChildTrainer:
         """Train the model ``build(dropout_generator)`` makes (for a network that is no architecture of the search
         space, such as a baseline) exactly as ``train`` trains a child: same data, schedule, seeds and reward."""
         start = time.perf_counter()
-        failure, accuracy, execution = self._too_big(parameters), 0.0, self._execution(self.cuda_graphs)
+        failure, accuracy, execution = self._too_big(parameters), 0.0, self._execution(self._graphs())
         if failure is None:  # refused up front: a failed huge allocation is slow and spoils the kept heap
             try:
                 with retained_heap() if self.device.type == "cpu" else contextlib.nullcontext():
@@ -239,8 +190,8 @@ class ChildTrainer:
                 if not (isinstance(error, MemoryError) or is_out_of_memory(error)):
                     raise
                 failure, accuracy = f"out of memory: {str(error).splitlines()[0]}", 0.0
-            finally:
-                self._release_device_memory()
+            if failure and failure.startswith("out of memory"):  # the failed model is freed by now
+                self.release_device_memory()
         seconds = time.perf_counter() - start
         return Evaluation(name, accuracy, seconds, parameters, failure or "", execution=execution)
 
@@ -248,8 +199,12 @@ class ChildTrainer:
         self, build: Callable[[torch.Generator], nn.Module], on_epoch: EpochCallback | None, curve: _Curve | None
     ) -> tuple[str | None, float, str]:
         """Failure, accuracy and how it ran: CUDA graphs where they work, else eager training from scratch."""
+        graphs = self._graphs()
+        execution = self._execution(graphs)
+        if self.cuda_graphs and not graphs:
+            execution += f" (CUDA graphs off in this process since a capture failed: {capture_failure()})"
         try:
-            return (*self._train_once(build, self.cuda_graphs, on_epoch, curve), self._execution(self.cuda_graphs))
+            return (*self._train_once(build, graphs, on_epoch, curve), execution)
         except GraphCaptureError as error:  # leaving the handler frees the half-trained model
             reason = str(error)
         if not self._warned_capture:
@@ -260,30 +215,37 @@ class ChildTrainer:
                 RuntimeWarning,
                 stacklevel=3,
             )
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        if curve is not None:
+        if curve is not None:  # the retraining runs on this thread's stream, after what the capture left there
             curve.clear()
         failure, accuracy = self._train_once(build, False, on_epoch, curve)
         return failure, accuracy, f"{self._execution(False)} (CUDA graph capture failed, trained eagerly: {reason})"
 
-    def _release_device_memory(self) -> None:
-        if self.device.type == "cuda":
+    def _graphs(self) -> bool:
+        """Whether the next training captures CUDA graphs: never after a capture failed in this process."""
+        return self.cuda_graphs and capture_failure() is None
+
+    def release_device_memory(self) -> None:
+        """After running out of memory: wait for the device and hand its cached blocks back (other streams' and
+        processes' trainings can use them). Not after a failed capture, when emptying the cache would fail."""
+        if self.device.type == "cuda" and capture_failure() is None:
             with CAPTURE_LOCK:  # never release memory while another thread captures
+                torch.cuda.synchronize(self.device)
                 torch.cuda.empty_cache()
 
     def _too_big(self, parameters: int) -> str | None:
-        """A network whose weights, gradients and Adam moments (4 fp32 copies) exceed the device's memory.
+        """A network whose weights, gradients and Adam moments (4 fp32 copies) exceed the device's memory (its
+        ``memory_share`` of it).
 
         Refused up front: besides being slow to fail, a failed huge allocation moves the thread to a
         secondary glibc arena, where freed memory can no longer be kept (``device.retained_heap``).
         """
-        need, have = 16 * parameters, memory_bytes(self.device)
+        need, have = 16 * parameters, memory_bytes(self.device) * min(self.memory_share, 1.0)
         if need <= have:
             return None
+        share = f" (its share {self.memory_share:g})" if self.memory_share < 1 else ""
         return (
             f"out of memory: {parameters:,} parameters need {need / 2**30:,.1f} GiB for weights, gradients and "
-            f"Adam state; the {self.device.type} has {have / 2**30:,.1f} GiB"
+            f"Adam state; the {self.device.type}{share} has {have / 2**30:,.1f} GiB"
         )
 
     def _execution(self, graphs: bool) -> str:
@@ -301,9 +263,11 @@ class ChildTrainer:
         curve: _Curve | None = None,
     ) -> tuple[str | None, float]:
         cuda = self.device.type == "cuda"
-        stream = torch.cuda.Stream(self.device) if cuda else None
-        with torch.cuda.stream(stream) if cuda else contextlib.nullcontext():
-            if cuda:
+        stream = THREAD_STREAMS.stream(self.device) if cuda else None
+        with contextlib.ExitStack() as on_device:
+            if cuda:  # the device too: a graph captures the current device's current stream
+                on_device.enter_context(torch.cuda.device(self.device))
+                on_device.enter_context(torch.cuda.stream(stream))
                 stream.wait_stream(torch.cuda.default_stream(self.device))  # the data placed in __init__
             seed = self.config.seed
             dropout_generator = _seeded_generator(self.device, seed, purpose=1)
@@ -359,6 +323,11 @@ class ChildTrainer:
                 group["lr"] = cfg.learning_rate_at(epoch, optimizer_step)
 
         run_step = GraphedStep(step, generators=[dropout_generator]) if graphs else step
+        end = self.n_train  # batches start before it: all of them, unless a last single image cannot train
+        if self.n_train % cfg.batch_size == 1 and self.n_train > 1:
+            with self._autocast():
+                if _one_image_breaks_batch_norm(model, self._inputs(self.train_x[:1])):
+                    end -= 1  # dropped, as drop_last would
         model.train()
         scores: list[float] = []
         optimizer_step = 0
@@ -367,7 +336,7 @@ class ChildTrainer:
             set_rate(epoch, optimizer_step)
             loss_sum.zero_()
             order = torch.randperm(self.n_train, device=self.device, generator=order_generator)
-            for start in range(0, self.n_train, cfg.batch_size):
+            for start in range(0, end, cfg.batch_size):
                 if cfg.lr_decay_steps and optimizer_step:
                     set_rate(epoch, optimizer_step)
                 run_step(order[start : start + cfg.batch_size])
@@ -406,6 +375,22 @@ class ChildTrainer:
                 logits = model(self._inputs(images[start : start + size]))
             correct += (logits.argmax(dim=1) == labels[start : start + size]).sum()
         return int(correct.item())
+
+
+def _one_image_breaks_batch_norm(model: nn.Module, image: torch.Tensor) -> bool:
+    """Whether a training step on one image fails: a BatchNorm that normalises with the batch's statistics would see
+    one value per channel (a 1x1 map), which PyTorch refuses. Probed by an eval-mode forward of ``image``, which
+    changes no statistics and draws no random numbers."""
+    norms = [m for m in model.modules() if type(m).forward is nn.modules.batchnorm._BatchNorm.forward]
+    seen: list[int] = []
+    hooks = [norm.register_forward_pre_hook(lambda _norm, args: seen.append(args[0][0, 0].numel())) for norm in norms]
+    try:
+        with torch.inference_mode():
+            model.eval()(image)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return 1 in seen
 
 
 class _Curve:

@@ -26,6 +26,7 @@ from nasgym.core.datasets import ImageData
 from nasgym.core.evaluation import Evaluation
 from nasgym.core.evaluator import PROGRESS_AFTER_SECONDS, EvaluationStats, load_data
 from nasgym.core.network import parameter_count
+from nasgym.core.progress import bars_disabled
 from nasgym.core.sampling import random_network
 from nasgym.core.search_space import Architecture
 from nasgym.core.training import ChildTrainer, TrainConfig, resolve_device
@@ -101,7 +102,11 @@ class WeightSharingEvaluator:
         rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=self.generator)))
         # A long warm-up (3000 networks at 84 px on a CPU) shows that it is alive, as long trainings do.
         for _ in tqdm(
-            range(self.ws.ws_warmup), "warming up the shared weights", delay=PROGRESS_AFTER_SECONDS, leave=False
+            range(self.ws.ws_warmup),
+            "warming up the shared weights",
+            delay=PROGRESS_AFTER_SECONDS,
+            leave=False,
+            disable=bars_disabled(),
         ):
             self.train_steps(random_network(rng, self.data.image_size, self.max_layers), max(1, self.ws.ws_steps))
         self.warmed_up = True
