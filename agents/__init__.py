@@ -15,14 +15,18 @@ import gymnasium as gym
 from agents import checkpoint
 from agents.base import Agent, StepCallback
 from agents.dqn import DQNAgent
+from agents.local_search import LocalSearch
 from agents.meta_a2c import MetaA2C
 from agents.random_search import RandomSearch
+from agents.regularized_evolution import RegularizedEvolution
 from agents.reinforce import Reinforce
 from nasgym.core.errors import CheckpointError, ConfigError
 
 __all__ = ["AGENTS", "Agent", "StepCallback", "agent_names", "checkpoint_info", "load", "make", "make_config"]
 
-AGENTS: dict[str, type[Agent]] = {agent.name: agent for agent in (Reinforce, DQNAgent, MetaA2C, RandomSearch)}
+AGENTS: dict[str, type[Agent]] = {
+    agent.name: agent for agent in (Reinforce, DQNAgent, MetaA2C, RandomSearch, RegularizedEvolution, LocalSearch)
+}
 
 
 def agent_names() -> list[str]:

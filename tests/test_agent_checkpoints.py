@@ -17,7 +17,7 @@ from nasgym.core.errors import CheckpointError, ConfigError
 from nasgym.core.protocols import protocol
 from nasgym.runners.search import SearchSettings, run_search
 
-AGENTS = ("random", "reinforce", "dqn", "meta_a2c")
+AGENTS = ("random", "reinforce", "dqn", "meta_a2c", "regularized_evolution", "local_search")
 SHORT = {"reinforce": {"architectures_per_update": 3}, "dqn": {"learning_starts": 5, "batch_size": 4}}
 """Hyperparameters that make each agent update within a few steps, so its state holds batches, buffers, rollouts."""
 

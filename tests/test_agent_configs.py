@@ -96,7 +96,8 @@ def test_an_agent_rechecks_a_config_object_changed_after_it_was_made() -> None:
 def test_unknown_names_are_config_errors_that_list_the_known_ones() -> None:
     with pytest.raises(ConfigError, match=r"unknown dqn hyperparameter 'batch'; did you mean 'batch_size'\? known: "):
         agents.make_config("dqn", batch=8)
-    with pytest.raises(ConfigError, match="unknown agent 'ppo'; known agents: dqn, meta_a2c, random, reinforce"):
+    known = "dqn, local_search, meta_a2c, random, regularized_evolution, reinforce"
+    with pytest.raises(ConfigError, match=f"unknown agent 'ppo'; known agents: {known}"):
         agents.make_config("ppo")
 
 

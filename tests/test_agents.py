@@ -23,6 +23,8 @@ from nasgym.runners.episode_log import EpisodeLogger
 from nasgym.runners.run_folder import RunFolder
 
 LEARNING_AGENTS = ("reinforce", "dqn", "meta_a2c")
+SEARCHES = ("regularized_evolution", "local_search")
+"""Searches without a policy network: they propose whole networks (``agents.proposals``)."""
 
 
 def random_architectures(count: int, image_size: int, seed: int = 0) -> list[Architecture]:
@@ -66,7 +68,7 @@ def test_features_are_one_hot_per_row() -> None:
 
 
 @pytest.mark.parametrize("observation", ["onehot", "nasgym"])
-@pytest.mark.parametrize("name", ["random", "reinforce", "dqn", "meta_a2c"])
+@pytest.mark.parametrize("name", ["random", "reinforce", "dqn", "meta_a2c", *SEARCHES])
 def test_agents_search_the_other_observations_too(name: str, observation: str) -> None:
     agent = agents.make(name, toy_env(image_size=8, observation=observation))
     events = collect(agent, 30)
@@ -76,7 +78,9 @@ def test_agents_search_the_other_observations_too(name: str, observation: str) -
 # -- the API ---------------------------------------------------------------------------------------------
 def test_unknown_names_list_the_known_ones() -> None:
     env = toy_env()
-    with pytest.raises(ConfigError, match="known agents: dqn, meta_a2c, random, reinforce"):
+    with pytest.raises(
+        ConfigError, match="known agents: dqn, local_search, meta_a2c, random, regularized_evolution, reinforce"
+    ):
         agents.make("ppo", env)
     with pytest.raises(ConfigError, match=r"unknown reinforce hyperparameter 'm'; known: architectures_per_update"):
         agents.make("reinforce", env, m=8)
@@ -112,7 +116,7 @@ def test_defaults_are_the_papers_settings(name: str) -> None:
     assert {key: getattr(config, key) for key in PAPERS[name]} == PAPERS[name]
 
 
-@pytest.mark.parametrize("name", ["random", *LEARNING_AGENTS])
+@pytest.mark.parametrize("name", ["random", *LEARNING_AGENTS, *SEARCHES])
 def test_agents_take_only_valid_actions(name: str) -> None:
     """At image side 8 most layer sequences become invalid within a few steps."""
     agent = agents.make(name, toy_env(image_size=8), **({"learning_starts": 5} if name == "dqn" else {}))
@@ -123,7 +127,7 @@ def test_agents_take_only_valid_actions(name: str) -> None:
     assert agent.num_timesteps == 150
 
 
-@pytest.mark.parametrize("name", ["random", *LEARNING_AGENTS])
+@pytest.mark.parametrize("name", ["random", *LEARNING_AGENTS, *SEARCHES])
 def test_save_load_round_trip_predicts_identically(name: str, tmp_path) -> None:
     agent = agents.make(name, toy_env(), **({"learning_starts": 10} if name == "dqn" else {}))
     agent.learn(60)
