@@ -6,7 +6,9 @@ import argparse
 
 import agents
 import envs_data
+from nasgym.core.config import LOOKUP_SOURCES
 from nasgym.core.errors import ConfigError
+from nasgym.core.lookup.table import shipped_names
 from nasgym.runners.cli.options import (
     Given,
     add_env_choice,
@@ -18,6 +20,7 @@ from nasgym.runners.cli.options import (
     env_options,
     given,
     layered,
+    name_list,
     positive_int,
 )
 from nasgym.runners.envs import accepted
@@ -37,14 +40,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     defaults = envs_data.load("experiments")
     bench.add_argument(
         "--datasets",
-        type=comma_list,
+        type=name_list,
         action=Given,
         default=defaults["bench"]["datasets"],
         help=f"comma-separated, in order (default {','.join(defaults['bench']['datasets'])}, or the protocol's)",
     )
     bench.add_argument(
         "--agents",
-        type=comma_list,
+        type=name_list,
         action=Given,
         default=agents.agent_names(),
         help=f"comma-separated (default {','.join(agents.agent_names())}, or the protocol's)",
@@ -65,6 +68,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument(
         "--seeds",
         type=positive_int,
+        action=Given,
         default=defaults["bench"]["seeds"],
         help="seeds per agent and dataset; agent seed K trains children with seed K unless --train-seed is given "
         "(default %(default)s)",
@@ -81,13 +85,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def settings_from(args: argparse.Namespace) -> BenchSettings:
     """The benchmark the parsed flags describe: command defaults, then the protocol, then the flags given."""
     protocol = chosen_protocol(args)
+    env = env_options(args, protocol_env=protocol.env)
+    if env.get("reward_source") in LOOKUP_SOURCES:  # many seeds on the shipped tables, unless flags say otherwise
+        table_defaults = envs_data.load("experiments")["bench_table"]
+        for name, value in (("datasets", shipped_names()), ("steps", table_defaults["steps"]),
+                            ("seeds", table_defaults["seeds"])):  # fmt: skip
+            if name not in given(args):
+                setattr(args, name, value)
     datasets = layered(args, "datasets", protocol.bench.get("datasets"))
     names = layered(args, "agents", protocol.bench.get("agents"))
     unknown = sorted(set(names) - set(agents.agent_names()))
     if unknown:
         raise ConfigError(f"unknown agent(s) {', '.join(unknown)}; known agents: {', '.join(agents.agent_names())}")
     typed = given(args)
-    env = env_options(args, protocol_env=protocol.env)
     return BenchSettings(
         datasets=datasets,
         agents=names,

@@ -19,10 +19,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nasgym.core.config import LOOKUP_SOURCES
 from nasgym.core.protocols import DEFAULT_PROTOCOL
 from nasgym.core.search_space import ACTION_TOKENS
 from nasgym.runners.envs import NAS_V0
 from nasgym.runners.experiments import check_datasets, plots
+from nasgym.runners.experiments.lookup_report import lookup_section
 from nasgym.runners.experiments.metrics import METRIC_DIGITS, METRIC_LABELS, RUN_METRICS, RunData, mean_and_interval
 from nasgym.runners.experiments.parallel import RUNS_AT_ONCE, Run, run_all
 from nasgym.runners.experiments.report import format_value, markdown_table, reward_mode
@@ -118,7 +120,10 @@ def write_results(out_dir: Path, settings: BenchSettings) -> dict[str, Any]:
             for name in metrics[0]:
                 row[name], row[f"{name}_ci95"] = mean_and_interval([m[name] for m in metrics])
             aggregate.append(row)
-    rewards = {agent: reward_mode(settings.env_for(agent, 0), settings.env) for agent in settings.agents}
+    first = settings.datasets[0]
+    rewards = {
+        agent: reward_mode({**settings.env_for(agent, 0), "dataset": first}, settings.env) for agent in settings.agents
+    }
     results = {
         "settings": asdict(settings),
         "protocol": settings.protocol,
@@ -132,7 +137,12 @@ def write_results(out_dir: Path, settings: BenchSettings) -> dict[str, Any]:
         writer.writeheader()
         writer.writerows(aggregate)
     figures = _plot(out_dir, runs)
-    (out_dir / "report.md").write_text(_report(settings, aggregate, figures, rewards))
+    report = _report(settings, aggregate, figures, rewards)
+    if settings.env_options.get("reward_source") in LOOKUP_SOURCES:
+        results["lookup"], section = lookup_section(out_dir, settings, run_dir)
+        report = report.replace("\n## ", f"\n{section}\n## ", 1)
+        (out_dir / "results.json").write_text(json.dumps(results, indent=2))
+    (out_dir / "report.md").write_text(report)
     return results
 
 

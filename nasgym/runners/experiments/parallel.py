@@ -10,15 +10,20 @@ left, with or without Ray.
 
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm.auto import tqdm
 
+from nasgym.core.config import LOOKUP_SOURCES
 from nasgym.core.datasets import load_dataset
 from nasgym.core.errors import NasGymError
 from nasgym.core.paths import default_cache_path, default_data_dir
+from nasgym.core.training import available_cpus
 from nasgym.runners.envs import configs
 from nasgym.runners.run_folder import RunFolder
 from nasgym.runners.search import SearchSettings, run_search
@@ -51,15 +56,45 @@ def execute(run: Run, progress: bool) -> None:
 
 
 def run_all(runs: list[Run], progress: bool = True, runs_at_once: int = RUNS_AT_ONCE) -> None:
-    """Every run not complete yet, in order here, or as Ray tasks when their environments use the Ray backend."""
+    """Every run not complete yet, in order here, or as Ray tasks when their environments use the Ray backend, or in
+    one process per CPU when every reward comes from a look-up table (the agents' own work is then the cost)."""
     if any(run.settings.env_options.get("backend") == "ray" for run in runs):
         _run_on_ray(runs, progress, runs_at_once)
+        return
+    if all(run.settings.env_options.get("reward_source") in LOOKUP_SOURCES for run in runs) and available_cpus() > 1:
+        _run_in_processes(runs, progress, available_cpus())
         return
     for number, run in enumerate(runs, start=1):
         if not run.complete():
             if progress:
                 print(f"[{number}/{len(runs)}] {run.label}", flush=True)
             execute(run, progress)
+
+
+def _one_thread() -> None:
+    torch.set_num_threads(1)  # one search per CPU
+
+
+def _run_in_processes(runs: list[Run], progress: bool, workers: int) -> None:
+    """The runs in ``workers`` processes, each started once its runs in ``after`` are done (a carried policy)."""
+    todo = {number for number, run in enumerate(runs) if not run.complete()}
+    done = set(range(len(runs))) - todo
+    context = multiprocessing.get_context("spawn")  # no fork of a process that has started threads
+    with (
+        ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread) as pool,
+        tqdm(total=len(todo), desc="searches", unit="run", disable=not progress) as bar,
+    ):
+        running: dict[Any, int] = {}
+        while todo or running:
+            for number in sorted(todo):
+                if set(runs[number].after) <= done:
+                    todo.discard(number)
+                    running[pool.submit(execute, runs[number], False)] = number
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                future.result()  # a failed search stops the experiment with its own error
+                done.add(running.pop(future))
+                bar.update()
 
 
 def _run_task(run: Run, datasets: dict[str, Any]) -> None:
