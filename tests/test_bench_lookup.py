@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import math
+from importlib import resources
 
 import numpy as np
 import pytest
 from support import assert_png_with_data, read_rows
 
-from nasgym.core.lookup.table import Table
+from nasgym.core.errors import ConfigError
+from nasgym.core.lookup.source import common_defaults, table_defaults
+from nasgym.core.lookup.table import Table, shipped_names
 from nasgym.core.search_space import Architecture
 from nasgym.runners.cli import main
 from nasgym.runners.experiments import lookup_stats
@@ -110,3 +113,30 @@ def test_friedman_needs_three_datasets_and_ranks_lower_regret_first():
     assert math.isnan(two["p_value"]) and two["mean_ranks"] == {"a": 1.0, "b": 2.0, "c": 3.0}
     three = lookup_stats.friedman({"a": [0.1, 0.2, 0.1], "b": [0.2, 0.3, 0.2], "c": [0.3, 0.4, 0.3]})
     assert three["p_value"] < 0.1 and three["mean_ranks"]["a"] == 1.0
+
+
+def test_the_tables_of_one_experiment_share_the_smallest_complete_depth_and_must_share_a_size(tmp_path, table):
+    """A policy carried from one dataset to the next sees one observation shape: the depth every table holds."""
+    shallow = tmp_path / "shallow.jsonl"
+    header, *rows = resources.files("envs_data").joinpath("tables", f"{DATASET}.jsonl").read_text().splitlines()
+    shallow.write_text("\n".join([header, *(r for r in rows if json.loads(r)[0].count("-") < 2)]) + "\n")
+    assert Table.load(shallow).complete_depth() == 2
+    each = {DATASET: table_defaults(DATASET, None), "shallow": table_defaults("shallow", str(shallow))}
+    assert common_defaults(each) == {"image_size": table.image_size, "max_layers": 2}
+    each["shallow"]["image_size"] = 28
+    with pytest.raises(ConfigError, match=f"must share an image size, found {DATASET} 16 px, shallow 28 px"):
+        common_defaults(each)
+
+
+def test_meta_a2c_carried_across_every_shipped_table_searches_the_depth_all_of_them_hold(tmp_path):
+    datasets = shipped_names()
+    out = tmp_path / "bench"
+    argv = ["bench", "agents", "--reward-source", "table", "--agents", "meta_a2c", "--steps", "12", "--seeds", "1",
+            "--out", str(out), "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    depth = min(Table.open(dataset).complete_depth() for dataset in datasets)
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["lookup"]["datasets"]) == set(datasets)
+    for dataset in datasets:
+        rows = read_rows(out / "runs" / dataset / "meta_a2c" / "seed0" / "episodes.csv")
+        assert max(int(row["episode_step"]) for row in rows) <= depth

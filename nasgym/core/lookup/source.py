@@ -46,6 +46,28 @@ def table_defaults(dataset: str, table_path: str | None, reward_source: str = SO
     return {"image_size": table.image_size}
 
 
+def shared_table_defaults(
+    datasets: Sequence[str], table_path: str | None, reward_source: str = SOURCE
+) -> dict[str, Any]:
+    """``table_defaults`` that hold for every dataset of an experiment at once, so that one agent can move between
+    them (an observation has ``max_layers`` rows): the smallest complete depth, and the one image size they share."""
+    return common_defaults({dataset: table_defaults(dataset, table_path, reward_source) for dataset in datasets})
+
+
+def common_defaults(each: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The keywords that suit every table of ``each`` (dataset -> its ``table_defaults``)."""
+    sizes = {defaults["image_size"] for defaults in each.values()}
+    if len(sizes) > 1:
+        found = ", ".join(f"{dataset} {defaults['image_size']} px" for dataset, defaults in each.items())
+        raise ConfigError(f"the tables of one experiment must share an image size, found {found}; use tables built "
+                          "at one size")  # fmt: skip
+    shared = {"image_size": sizes.pop()} if sizes else {}
+    depths = [defaults["max_layers"] for defaults in each.values() if "max_layers" in defaults]
+    if depths:
+        shared["max_layers"] = min(depths)
+    return shared
+
+
 class TableEvaluator:
     """Rewards looked up in a ``Table``; a network it does not hold is a ``TableError`` naming its coverage."""
 

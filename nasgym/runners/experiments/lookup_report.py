@@ -15,6 +15,8 @@ from nasgym.runners.experiments import lookup_stats
 from nasgym.runners.experiments.report import markdown_table
 
 IMPROVEMENT = "improvement_over_random"
+ANYTIME = (0.1, 0.25, 0.5)
+"""Shares of the step budget at which the regret is also reported: agents that tie at the end may differ on the way."""
 
 
 def lookup_section(out_dir: Path, settings: Any, run_dir: Callable[[Path, str, str, int], Path]) -> tuple[dict, str]:
@@ -34,13 +36,22 @@ def lookup_section(out_dir: Path, settings: Any, run_dir: Callable[[Path, str, s
             for agent in settings.agents
         }
         final = {agent: np.array([c["regret"][-1] for c in runs]) for agent, runs in curves.items()}
+        budgets = [max(1, round(settings.steps * share)) for share in ANYTIME]
         rows, per_agent = [], {}
         for agent, values in final.items():
             mean, half = lookup_stats.mean_interval(values)
             hours = np.mean([c["seconds"][-1] for c in curves[agent]]) / 3600
+            anytime = {
+                steps: lookup_stats.mean_interval(
+                    [lookup_stats.regret_at(c, np.array([steps]))[0] for c in curves[agent]]
+                )
+                for steps in budgets
+            }
             per_agent[agent] = {"final_regret": mean, "final_regret_ci95": half, "runs": values.tolist(),
-                                "simulated_hours": float(hours)}  # fmt: skip
-            rows.append([agent, f"{mean:.4f} +- {half:.4f}", f"{np.median(values):.4f}", f"{hours:.2f}"])
+                                "simulated_hours": float(hours),
+                                "regret_at_steps": {str(s): list(v) for s, v in anytime.items()}}  # fmt: skip
+            rows.append([agent, f"{mean:.4f} +- {half:.4f}", f"{np.median(values):.4f}",
+                         *(f"{m:.4f} +- {h:.4f}" for m, h in anytime.values()), f"{hours:.2f}"])  # fmt: skip
             scores[agent].append(1.0 - values / truth.best)
             mean_regret[agent].append(mean)
         pairs = lookup_stats.pairwise(final)
@@ -56,9 +67,12 @@ def lookup_section(out_dir: Path, settings: Any, run_dir: Callable[[Path, str, s
             f"Best network of the searched space ({env_config.max_layers} layers at most, {env_config.image_size} px, "
             f"{train_config.epochs} epochs): `{truth.best_network}`, true reward {truth.best:.4f} "
             f"({'surrogate, noiseless' if surrogate else 'mean over the table seeds'}). Final regret: mean over "
-            f"{settings.seeds} seeds +- the half-width of its 95% interval.",
+            f"{settings.seeds} seeds +- the half-width of its 95% interval (Student t), also after a share of "
+            "the budget.",
             "",
-            markdown_table(["agent", "final regret", "median", "simulated hours"], rows),
+            markdown_table(
+                ["agent", "final regret", "median", *(f"after {s} steps" for s in budgets), "simulated hours"], rows
+            ),
             "",
             "Pairs (difference of mean final regret, a - b, with a bootstrap 95% interval):",
             "",
