@@ -16,6 +16,7 @@ from nasgym.core.lookup.source import common_defaults, table_defaults
 from nasgym.core.lookup.table import Table, shipped_names
 from nasgym.core.search_space import Architecture
 from nasgym.runners.cli import main
+from nasgym.runners.envs import network_name
 from nasgym.runners.experiments import lookup_stats
 
 DATASET = "omniglot_small1"
@@ -34,7 +35,7 @@ def rewarded_rows(path) -> list[dict[str, str]]:
     """The rows whose step was rewarded, each with the network it rewarded (the layers before any terminal)."""
     rows = [row for row in read_rows(path) if row["accuracy"] not in ("", "None")]
     for row in rows:
-        row["network"] = row["architecture"].removesuffix("-t")
+        row["network"] = network_name(row["architecture"])
     return rows
 
 

@@ -8,7 +8,6 @@ import agents
 import envs_data
 from nasgym.core.config import LOOKUP_SOURCES
 from nasgym.core.errors import ConfigError
-from nasgym.core.lookup.source import shared_table_defaults
 from nasgym.core.lookup.table import shipped_names
 from nasgym.runners.cli.options import (
     Given,
@@ -98,9 +97,6 @@ def settings_from(args: argparse.Namespace) -> BenchSettings:
     unknown = sorted(set(names) - set(agents.agent_names()))
     if unknown:
         raise ConfigError(f"unknown agent(s) {', '.join(unknown)}; known agents: {', '.join(agents.agent_names())}")
-    if env.get("reward_source") in LOOKUP_SOURCES:  # one shape of observation for an agent carried across datasets
-        shared = shared_table_defaults(datasets, env.get("table_path"), env["reward_source"])
-        env.update({name: value for name, value in shared.items() if name not in env})
     typed = given(args)
     return BenchSettings(
         datasets=datasets,

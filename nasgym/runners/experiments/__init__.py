@@ -7,6 +7,7 @@ from typing import Any
 
 from nasgym.core.config import LOOKUP_SOURCES
 from nasgym.core.datasets import load_dataset
+from nasgym.core.lookup.source import shared_table_defaults
 from nasgym.runners.envs import NAS_V0, configs
 
 
@@ -18,3 +19,13 @@ def check_datasets(names: Iterable[str], env_options: dict[str, Any], env_id: st
         if config.reward_source in LOOKUP_SOURCES:  # a table needs no images
             continue
         load_dataset(name, config.image_size, config.max_samples, config.data_dir, resize=config.resize)
+
+
+def with_shared_tables(names: Iterable[str], env_options: dict[str, Any]) -> dict[str, Any]:
+    """``env_options`` with the table keywords that suit every dataset at once (where rewards come from tables and the
+    options leave them open), so that a policy carried from one dataset to the next keeps its observation shape."""
+    source = env_options.get("reward_source")
+    if source not in LOOKUP_SOURCES:
+        return env_options
+    shared = shared_table_defaults(list(dict.fromkeys(names)), env_options.get("table_path"), source)
+    return {**shared, **env_options}

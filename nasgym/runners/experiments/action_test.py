@@ -61,3 +61,12 @@ def compare_actions(groups: Mapping[str, np.ndarray], seed: int = 0) -> dict[str
         rng=np.random.default_rng(seed),
     )
     return {"chi_square": float(result.statistic), "p_value": float(result.pvalue), "episodes": episodes}
+
+
+def wilcoxon_action_shares(first: np.ndarray, second: np.ndarray) -> dict[str, float | int]:
+    """NasGym's test: Wilcoxon's signed-rank test over each action's share of two sets of episodes (per-episode
+    counts), the actions paired. It ignores that an episode's actions are chosen together, as theirs did."""
+    shares = [counts.sum(axis=0) / max(int(counts.sum()), 1) for counts in (first, second)]
+    difference = shares[0] - shares[1]
+    p_value = float(stats.wilcoxon(difference).pvalue) if np.any(difference) else math.nan
+    return {"chi_square": math.nan, "p_value": p_value, "episodes": int(len(first) + len(second))}

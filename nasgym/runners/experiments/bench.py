@@ -23,7 +23,7 @@ from nasgym.core.config import LOOKUP_SOURCES
 from nasgym.core.protocols import DEFAULT_PROTOCOL
 from nasgym.core.search_space import ACTION_TOKENS
 from nasgym.runners.envs import NAS_V0
-from nasgym.runners.experiments import check_datasets, plots
+from nasgym.runners.experiments import check_datasets, plots, with_shared_tables
 from nasgym.runners.experiments.lookup_report import lookup_section
 from nasgym.runners.experiments.metrics import METRIC_DIGITS, METRIC_LABELS, RUN_METRICS, RunData, mean_and_interval
 from nasgym.runners.experiments.parallel import RUNS_AT_ONCE, Run, run_all
@@ -73,6 +73,7 @@ def run_bench(
     report. With ``backend="ray"`` in the environment options the runs are Ray tasks, ``runs_at_once`` at a time,
     a carried policy's run starting once the run it continues is done."""
     out_dir = Path(out_dir)
+    settings.env_options = with_shared_tables(settings.datasets, settings.env_options)
     check_datasets(settings.datasets, settings.env_options, settings.env)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "bench.json").write_text(json.dumps(asdict(settings), indent=2))

@@ -58,8 +58,14 @@ class TrueRewards:
             names = list(self._known)
             predicted = self.model.predict([Architecture.parse(n) for n in names])
             self._known = {name: float(value) for name, value in zip(names, predicted, strict=True)}
+        self._table_networks = list(self._known)
         self.best = max(self._known.values())
         self.best_network = max(self._known, key=self._known.__getitem__)
+
+    @property
+    def networks(self) -> list[str]:
+        """The networks of the searched space that the table holds."""
+        return list(self._table_networks)
 
     def __call__(self, network: str) -> float:
         if network not in self._known:

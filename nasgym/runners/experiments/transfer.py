@@ -22,13 +22,15 @@ from typing import Any
 
 import numpy as np
 
+from nasgym.core.config import LOOKUP_SOURCES
 from nasgym.core.protocols import DEFAULT_PROTOCOL
 from nasgym.runners.envs import NAS_V0
-from nasgym.runners.experiments import check_datasets, plots
-from nasgym.runners.experiments.action_test import compare_actions, episode_action_counts
+from nasgym.runners.experiments import check_datasets, plots, with_shared_tables
+from nasgym.runners.experiments.action_test import compare_actions, episode_action_counts, wilcoxon_action_shares
 from nasgym.runners.experiments.metrics import RunData, mean_and_interval
 from nasgym.runners.experiments.parallel import RUNS_AT_ONCE, Run, run_all
 from nasgym.runners.experiments.report import format_value, markdown_table, reward_mode
+from nasgym.runners.experiments.transfer_lookup import lookup_markdown, lookup_transfer
 from nasgym.runners.run_folder import RunFolder
 from nasgym.runners.search import SearchSettings
 
@@ -100,6 +102,7 @@ def run_transfer(
     """Every phase not complete yet, then results, plot and report. With ``backend="ray"`` in the environment
     options the phases are Ray tasks, ``runs_at_once`` at a time, each started once the phase it continues is done."""
     out_dir = Path(out_dir)
+    settings.env_options = with_shared_tables([*settings.train, *settings.eval], settings.env_options)
     check_datasets([*settings.train, *settings.eval], settings.env_options, settings.env)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "transfer.json").write_text(json.dumps(asdict(settings), indent=2))
@@ -177,7 +180,9 @@ def write_results(out_dir: Path, settings: TransferSettings) -> dict[str, Any]:
     ]
     tests = action_tests(runs)
     rewards = {
-        agent: reward_mode({**settings.env_options, **settings.agent_env.get(agent, {})}, settings.env)
+        agent: reward_mode(
+            {"dataset": settings.eval[0], **settings.env_options, **settings.agent_env.get(agent, {})}, settings.env
+        )
         for agent in _agents(settings)
     }
     results = {
@@ -194,7 +199,13 @@ def write_results(out_dir: Path, settings: TransferSettings) -> dict[str, Any]:
     }
     figure = plots.plot_transfer(labelled, out_dir / "transfer.png")
     actions = plots.plot_action_proportions(labelled, out_dir / "transfer_actions.png")
-    (out_dir / "report.md").write_text(_report(settings, rows, training, tests, rewards, [figure, actions]))
+    report = _report(settings, rows, training, tests, rewards, [figure, actions])
+    if settings.env_options.get("reward_source") in LOOKUP_SOURCES:
+        results["lookup"] = lookup_transfer(out_dir, settings, variants)
+        section = "\n".join(lookup_markdown(results["lookup"], VARIANT_LABELS, settings.seeds))
+        report = report.replace("\n## Do the action", f"\n{section}\n## Do the action", 1)
+        (out_dir / "results.json").write_text(json.dumps(results, indent=2))
+    (out_dir / "report.md").write_text(report)
     return results
 
 
@@ -216,6 +227,9 @@ def action_tests(runs: dict[str, dict[str, list[RunData]]]) -> list[dict[str, An
         tests.append(
             {"dataset": ", ".join(runs), "compared": "frozen across held-out datasets", **compare_actions(groups)}
         )
+        (a, first), (b, second) = list(groups.items())[:2]
+        tests.append({"dataset": f"{a}, {b}", "compared": "frozen across held-out datasets: NasGym's Wilcoxon "
+                      "over action shares", **wilcoxon_action_shares(first, second)})  # fmt: skip
     return tests
 
 
