@@ -206,3 +206,15 @@ def test_the_surrogate_answers_every_network_refitted_without_unpickling(table_p
     )
     if evaluator.surrogate.noise_sd > 0:
         assert other_seed.unwrapped.evaluator.evaluate([deep])[0].accuracy != rewards[-1]
+
+
+def test_a_second_build_of_the_same_table_file_is_refused_until_the_first_ends(table_path: Path, tmp_path: Path):
+    copy = tmp_path / "digits.jsonl"
+    copy.write_bytes(table_path.read_bytes())
+    header = Table.load(copy).header
+    first = TableFile(copy, header)
+    with pytest.raises(TableError, match="another 'nasgym table build' is writing .*digits.jsonl; wait for it"):
+        TableFile(copy, header)
+    assert Table.load(copy).networks == Table.load(table_path).networks  # readers are never refused
+    del first  # the builder's process ends: its lock goes with it
+    assert TableFile(copy, header).entries.keys() == Table.load(table_path).entries.keys()

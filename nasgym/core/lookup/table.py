@@ -24,9 +24,14 @@ from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; one build per table file is then the user's care
+    fcntl = None  # type: ignore[assignment]
 
 from nasgym.core.errors import NasGymError
 from nasgym.core.files import translate_disk_full
@@ -113,8 +118,10 @@ class TableFile:
         have been built with the same header (apart from the nasgym version), else it is refused."""
         self.path = Path(path)
         self.entries: dict[tuple[str, int], Entry] = {}
-        if header is not None and (not self.path.exists() or self.path.stat().st_size == 0):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock: IO[bytes] | None = None
+        if header is not None:
+            self._lock = _lock_for_writing(self.path)
+        if header is not None and self.path.stat().st_size == 0:
             with translate_disk_full(self.path), open(self.path, "w", encoding="utf-8") as handle:
                 handle.write(json.dumps(header, sort_keys=True) + "\n")
                 handle.flush()
@@ -170,6 +177,23 @@ class TableFile:
             handle.flush()
             os.fsync(handle.fileno())
         self.entries[(entry.network, entry.seed)] = entry
+
+
+def _lock_for_writing(path: Path) -> IO[bytes]:
+    """The table file opened and locked for this builder alone: two builds appending to one file would interleave
+    lines and cut each other's torn ends. The lock goes with the process (a killed build leaves none behind)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with translate_disk_full(path):
+        handle = open(path, "ab")  # noqa: SIM115  (held for the builder's life)
+    if fcntl is not None:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise TableError(
+                f"another 'nasgym table build' is writing {path}; wait for it to finish or stop it, then rerun"
+            ) from None
+    return handle
 
 
 def _check_same_build(path: Path, found: dict[str, Any], wanted: dict[str, Any]) -> None:
