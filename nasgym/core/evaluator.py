@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from nasgym.core.config import EnvConfig
 from nasgym.core.datasets import ImageData, load_dataset
+from nasgym.core.errors import ArchitectureError
 from nasgym.core.evaluation import Evaluation, EvaluationStats
 from nasgym.core.inflight import InFlight
 from nasgym.core.network import parameter_count
@@ -39,6 +40,17 @@ Record = Callable[[str, Architecture, Evaluation], None]
 
 PROGRESS_AFTER_SECONDS = 10.0
 """A training still running after this long shows an epoch progress bar on a terminal (and is gone when done)."""
+
+
+def checked(architectures: Sequence[Architecture]) -> Sequence[Architecture]:
+    """``architectures`` if each is one: a string or an action list would fail deep inside the evaluator instead."""
+    for item in architectures:
+        if not isinstance(item, Architecture | ZophLeArchitecture):
+            raise ArchitectureError(
+                f"evaluate takes architectures, got {type(item).__name__} {item!r}; parse text with "
+                "Architecture.parse('c3-m2')"
+            )
+    return architectures
 
 
 class Evaluator(Protocol):
@@ -133,7 +145,7 @@ class TrainingEvaluator:
     def evaluate(
         self, architectures: Sequence[Architecture], on_epoch: EpochCallback | None = None
     ) -> list[Evaluation]:
-        keys = [self.key(architecture) for architecture in architectures]
+        keys = [self.key(architecture) for architecture in checked(architectures)]
         to_train: dict[str, Architecture] = {}
         for architecture, key in zip(architectures, keys, strict=True):
             if key in self._memo or key in to_train:
@@ -261,7 +273,7 @@ class FunctionEvaluator:
 
     def evaluate(self, architectures: Sequence[Architecture]) -> list[Evaluation]:
         results = []
-        for architecture in architectures:
+        for architecture in checked(architectures):
             self.stats.trained += 1
             network = architecture.network
             accuracy = float(self.reward_fn(network))

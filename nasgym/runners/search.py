@@ -33,7 +33,7 @@ from nasgym.core.protocols import DEFAULT_PROTOCOL
 from nasgym.runners.curriculum import Curriculum
 from nasgym.runners.envs import NAS_V0, ZOPHLE, check_env_id, flat_settings
 from nasgym.runners.episode_log import EpisodeLogger, ProgressLog, VectorEpisodeLogger
-from nasgym.runners.experiments.plots import plot_search
+from nasgym.runners.experiments.plots import plot_search, reward_label
 from nasgym.runners.run_folder import EpisodeRow, RunFolder
 
 REWARD_NEUTRAL_OPTIONS = frozenset(
@@ -277,7 +277,9 @@ def write_summary(folder: RunFolder, settings: SearchSettings) -> dict[str, Any]
     summary = summarise(rows, settings)
     folder.write_summary(summary)
     if rows:
-        plot_search(rows, folder.plot_file, f"{settings.agent} on {settings.dataset}")
+        options = settings.env_options
+        label = reward_label(options.get("reward_source", "trained"), options.get("reward_exponent", 1.0))
+        plot_search(rows, folder.plot_file, f"{settings.agent} on {settings.dataset}", label)
     return summary
 
 
@@ -299,6 +301,7 @@ def summarise(rows: list[EpisodeRow], settings: SearchSettings, top: int = 10) -
         "agent": settings.agent,
         "dataset": settings.dataset,
         "protocol": settings.protocol,
+        "reward_source": settings.env_options.get("reward_source", "trained"),
         "steps": len(rows),
         "episodes": len({row.episode for row in rows}),
         "unique_networks": len(best),

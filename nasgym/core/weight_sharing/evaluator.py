@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from nasgym.core.datasets import ImageData
 from nasgym.core.evaluation import Evaluation
-from nasgym.core.evaluator import PROGRESS_AFTER_SECONDS, EvaluationStats, load_data
+from nasgym.core.evaluator import PROGRESS_AFTER_SECONDS, EvaluationStats, checked, load_data
 from nasgym.core.network import parameter_count
 from nasgym.core.progress import bars_disabled
 from nasgym.core.sampling import random_network
@@ -93,6 +93,7 @@ class WeightSharingEvaluator:
     # -- rewards ----------------------------------------------------------------------------------------------
     def evaluate(self, architectures: Sequence[Architecture]) -> list[Evaluation]:
         """Train k minibatches through each network in turn, scoring it right after its own."""
+        checked(architectures)
         if not self.warmed_up:
             self.warm_up()
         return [self._evaluate(architecture.network) for architecture in architectures]

@@ -36,7 +36,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--networks", type=positive_int, default=60, help="N, networks in the sample (default 60)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seeds the sample and the WS order")
-    parser.add_argument("--low-epochs", type=_ints, default=(1, 3), help="cheap rewards with these epochs (1,3)")
+    parser.add_argument(
+        "--low-epochs",
+        type=_ints,
+        default=(1, 3),
+        help="cheap rewards with these epochs, those below the reference's (1,3)",
+    )
     parser.add_argument(
         "--low-image-size", type=positive_int, default=None, help="the smaller images' side (default 2/3 of it)"
     )

@@ -28,7 +28,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "baseline --repeats times with different training seeds, score every training on "
         "the test split that no search sees, and print mean +- 2 sd.",
     )
-    parser.add_argument("architecture", help="e.g. c3-m2-c5-t (as printed by nasgym search)")
+    parser.add_argument(
+        "architecture", help="e.g. c5-a3, as nasgym search prints its best architecture (a final -t may be added)"
+    )
     parser.add_argument(
         "--repeats",
         type=positive_int,

@@ -28,6 +28,14 @@ from nasgym.runners.retrain import retrain_top
 from nasgym.runners.run_folder import RunFolder
 from nasgym.runners.search import SearchSettings, run_search
 
+EVALUATED = {
+    "trained": "trained ({:.1f} s)",
+    "weight_sharing": "scored with the shared weights ({:.1f} s)",
+    "table": "looked up in the table ({:.1f} s of recorded training)",
+    "surrogate": "predicted by the surrogate ({:.1f} s)",
+}
+"""How the summary line names the networks a search paid for: only a trained reward trains them."""
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -130,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(
         f"{summary['steps']} steps, {summary['episodes']} episodes, {summary['unique_networks']} networks, "
-        f"{summary['trained']} trained ({summary['train_seconds']:.1f} s); output in {out}"
+        f"{summary['trained']} {EVALUATED[summary['reward_source']].format(summary['train_seconds'])}; output in {out}"
     )
     if summary["best"]:
         best = summary["best"][0]

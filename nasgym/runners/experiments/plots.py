@@ -157,9 +157,17 @@ def plot_transfer(curves: Mapping[str, Mapping[str, Sequence[RunData]]], path: P
     return _save(figure, path)
 
 
-def plot_search(rows: Sequence[EpisodeRow], path: Path, title: str) -> Path:
+def reward_label(reward_source: str = "trained", reward_exponent: float = 1.0) -> str:
+    """What a search's rewards are, for an axis: a weight-sharing score is not a trained network's accuracy."""
+    if reward_source == "weight_sharing":
+        return "weight-sharing score (not a trained accuracy)"
+    accuracy = "predicted accuracy" if reward_source == "surrogate" else "accuracy"
+    return f"reward ({accuracy}" + (f" ^ {reward_exponent:g})" if reward_exponent != 1 else ")")
+
+
+def plot_search(rows: Sequence[EpisodeRow], path: Path, title: str, ylabel: str = "reward (accuracy)") -> Path:
     """One search: the reward of every rewarded step (every step with per-step rewards, episode ends with final
-    rewards) and the best so far, against the step."""
+    rewards) and the best so far, against the step; ``ylabel`` says what the rewards are (``reward_label``)."""
     rewarded = [row for row in rows if row.rewarded]
     figure = Figure(figsize=(8, 4), layout="constrained")
     axes = figure.subplots()
@@ -167,7 +175,7 @@ def plot_search(rows: Sequence[EpisodeRow], path: Path, title: str) -> Path:
     axes.step(
         [row.step for row in rows], [row.best_reward for row in rows], where="post", color="C3", label="best so far"
     )
-    axes.set(xlabel="environment step", ylabel="reward (accuracy)", title=title)
+    axes.set(xlabel="environment step", ylabel=ylabel, title=title)
     axes.legend(loc="lower right")
     figure.savefig(path, dpi=100)
     return path
