@@ -133,7 +133,7 @@ def test_meta_a2c_carried_across_every_shipped_table_searches_the_depth_all_of_t
     datasets = shipped_names()
     out = tmp_path / "bench"
     argv = ["bench", "agents", "--reward-source", "table", "--agents", "meta_a2c", "--steps", "12", "--seeds", "1",
-            "--out", str(out), "--no-progress"]  # fmt: skip
+            "--datasets", ",".join(datasets), "--out", str(out), "--no-progress"]  # fmt: skip
     assert main(argv) == 0
     depth = min(Table.open(dataset).complete_depth() for dataset in datasets)
     results = json.loads((out / "results.json").read_text())

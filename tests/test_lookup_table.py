@@ -24,7 +24,7 @@ from nasgym.core.config import make_configs
 from nasgym.core.errors import ConfigError
 from nasgym.core.lookup.build import build_table
 from nasgym.core.lookup.plan import TablePlan, exhaustive, exhaustive_count, sample_depth
-from nasgym.core.lookup.table import Table, TableError, TableFile
+from nasgym.core.lookup.table import Table, TableError, TableFile, describe
 from nasgym.core.search_space import Architecture
 
 SETTINGS = {"dataset": "digits", "image_size": 8, "epochs": 3, "batch_size": 64, "dense_units": 32, "device": "cpu"}
@@ -213,8 +213,18 @@ def test_a_second_build_of_the_same_table_file_is_refused_until_the_first_ends(t
     copy.write_bytes(table_path.read_bytes())
     header = Table.load(copy).header
     first = TableFile(copy, header)
-    with pytest.raises(TableError, match="another 'nasgym table build' is writing .*digits.jsonl; wait for it"):
+    with pytest.raises(TableError, match=r"another 'nasgym table build' is writing .*digits\.jsonl; wait for it"):
         TableFile(copy, header)
     assert Table.load(copy).networks == Table.load(table_path).networks  # readers are never refused
     del first  # the builder's process ends: its lock goes with it
     assert TableFile(copy, header).entries.keys() == Table.load(table_path).entries.keys()
+
+
+def test_a_table_is_complete_when_it_holds_every_planned_training(table_path: Path, tmp_path: Path):
+    assert Table.load(table_path).complete and len(Table.load(table_path).planned) == len(
+        Table.load(table_path).entries
+    )
+    growing = tmp_path / "digits.jsonl"
+    growing.write_text("".join(table_path.read_text().splitlines(keepends=True)[:-1]))
+    table = Table.load(growing)
+    assert not table.complete and "still being built: " in describe(table)

@@ -3,12 +3,16 @@ episode CSVs and the tables; NasGym's Wilcoxon over action shares."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
-from support import read_rows
+import pytest
+from support import one_line_error, read_rows
 
+import envs_data
 from nasgym.core.lookup.table import Table
+from nasgym.runners.cli import main
 from nasgym.runners.envs import network_name
 from nasgym.runners.experiments.action_test import wilcoxon_action_shares
 from nasgym.runners.experiments.transfer import TransferSettings, run_transfer
@@ -59,3 +63,23 @@ def test_nasgyms_wilcoxon_pairs_the_actions_shares():
     second = rng.multinomial(4, [0.02, 0.02, 0.02, 0.02, 0.3, 0.3, 0.3, 0.02], size=200)
     result = wilcoxon_action_shares(first, second)
     assert result["episodes"] == 400 and 0 < result["p_value"] <= 1
+
+
+def test_the_command_line_runs_a_table_transfer_on_the_datasets_it_is_given(tmp_path, capsys):
+    out = tmp_path / "transfer"
+    argv = ["transfer", "--reward-source", "table", "--train", "omniglot_small1", "--eval", "omniglot_small2",
+            "--seeds", "2", "--steps-train", "20", "--steps-eval", "20", "--control-agent", "none", "--out", str(out),
+            "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    settings = json.loads((out / "transfer.json").read_text())
+    assert settings["seeds"] == 2 and settings["env_options"]["reward_source"] == "table"
+    assert "## On the tables" in (out / "report.md").read_text()
+
+
+def test_a_table_transfer_by_default_refuses_tables_still_being_built(tmp_path, capsys):
+    defaults = envs_data.load("experiments")["transfer"]
+    growing = [name for name in defaults["train"] + defaults["eval"] if not Table.open(name).complete]
+    if not growing:
+        pytest.skip("every default dataset's shipped table is complete: nothing to refuse")
+    error = one_line_error(["transfer", "--reward-source", "table", "--out", str(tmp_path / "t")], capsys)
+    assert f"the shipped {', '.join(growing)} table(s) are still being built" in error

@@ -35,7 +35,7 @@ except ImportError:  # Windows: no advisory locks; one build per table file is t
 
 from nasgym.core.errors import NasGymError
 from nasgym.core.files import translate_disk_full
-from nasgym.core.lookup.plan import of_depth
+from nasgym.core.lookup.plan import TablePlan, of_depth
 from nasgym.core.search_space import Architecture
 
 TABLE_FORMAT = "nasgym-table"
@@ -304,6 +304,16 @@ class Table:
         return entry.seconds[min(epochs, len(entry.seconds)) - 1] + entry.score_seconds
 
     @cached_property
+    def planned(self) -> list[tuple[str, int]]:
+        """Every (network, seed) the table's build plan trains; a table that holds them all is complete."""
+        plan = TablePlan(**{**self.header["plan"], "seeds": tuple(self.header["plan"]["seeds"])})
+        return [(str(network), seed) for network, seed in plan.jobs(self.image_size, self.header["max_layers"])]
+
+    @property
+    def complete(self) -> bool:
+        return all(job in self.entries for job in self.planned)
+
+    @cached_property
     def final_rewards(self) -> dict[str, float]:
         """Each network's reward at the table's epochs, averaged over its recorded seeds."""
         return {
@@ -320,6 +330,12 @@ class Table:
                 values = [self.accuracy(self.entries[(network, s)], self.epochs) for s in seeds]
                 deviations.append(np.var(values, ddof=1))
         return float(np.sqrt(np.mean(deviations))) if deviations else float("nan")
+
+
+def complete_names() -> list[str]:
+    """Datasets whose shipped table holds its whole plan: what an experiment uses by default (a table still being
+    built would shrink the depth every dataset shares)."""
+    return [name for name in shipped_names() if shipped(name).complete]
 
 
 def shipped_names() -> list[str]:
@@ -358,5 +374,9 @@ def describe(table: Table) -> str:
             f"  reward at {table.epochs} epochs: best {rewards.max():.4f} ({best or '(empty)'}), median "
             f"{np.median(rewards):.4f}; seed-to-seed sd {table.seed_sd():.4f}",
             f"  build time {hours:.2f} h of training (sum over trainings)",
+            "  complete: every planned training is in it"
+            if table.complete
+            else f"  still being built: {sum(job in table.entries for job in table.planned):,} of "
+            f"{len(table.planned):,} planned trainings (rerun 'nasgym table build' on it to go on)",
         ]
     )

@@ -8,7 +8,7 @@ import agents
 import envs_data
 from nasgym.core.config import LOOKUP_SOURCES
 from nasgym.core.errors import ConfigError
-from nasgym.core.lookup.table import shipped_names
+from nasgym.core.lookup.table import complete_names
 from nasgym.runners.cli.options import (
     Given,
     add_env_choice,
@@ -88,7 +88,7 @@ def settings_from(args: argparse.Namespace) -> BenchSettings:
     env = env_options(args, protocol_env=protocol.env)
     if env.get("reward_source") in LOOKUP_SOURCES:  # many seeds on the shipped tables, unless flags say otherwise
         table_defaults = envs_data.load("experiments")["bench_table"]
-        for name, value in (("datasets", shipped_names()), ("steps", table_defaults["steps"]),
+        for name, value in (("datasets", complete_names()), ("steps", table_defaults["steps"]),
                             ("seeds", table_defaults["seeds"])):  # fmt: skip
             if name not in given(args):
                 setattr(args, name, value)

@@ -6,7 +6,9 @@ import argparse
 
 import agents
 import envs_data
+from nasgym.core.config import LOOKUP_SOURCES
 from nasgym.core.errors import ConfigError
+from nasgym.core.lookup.table import complete_names, shipped, shipped_names
 from nasgym.runners.cli.options import (
     Given,
     add_env_choice,
@@ -71,7 +73,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=transfer["steps_eval"],
         help="steps on each held-out dataset, per variant (default %(default)s)",
     )
-    parser.add_argument("--seeds", type=positive_int, default=transfer["seeds"], help="(default %(default)s)")
+    parser.add_argument(
+        "--seeds", type=positive_int, action=Given, default=transfer["seeds"], help="(default %(default)s)"
+    )
     parser.add_argument(
         "--control-agent",
         default="dqn",
@@ -95,7 +99,16 @@ def settings_from(args: argparse.Namespace) -> TransferSettings:
     if control is not None and control not in agents.AGENTS:
         raise ConfigError(f"unknown --control-agent {control!r}; known agents: {', '.join(agents.agent_names())}")
     others = [name for name in ("random", control) if name]
+    env = env_options(args, protocol_env=protocol.env)
+    if env.get("reward_source") in LOOKUP_SOURCES:
+        _table_defaults(args, typed)
     held_out = layered(args, "eval", protocol.transfer.get("eval"))
+    trained_on = layered(args, "train", protocol.transfer.get("train"))
+    both = [dataset for dataset in held_out if dataset in trained_on]
+    if both:
+        raise ConfigError(
+            f"{both[0]} is in both --train and --eval: a held-out dataset must be one the policy never trained on"
+        )
     budgets = {}
     for name in (agent, *others):
         steps = dict(protocol.agents.get(name, {}).get("steps", {}))
@@ -104,10 +117,9 @@ def settings_from(args: argparse.Namespace) -> TransferSettings:
             if given_budget in typed:
                 del steps[dataset]
         budgets[name] = steps
-    env = env_options(args, protocol_env=protocol.env)
     return TransferSettings(
         agent=agent,
-        train=layered(args, "train", protocol.transfer.get("train")),
+        train=trained_on,
         eval=held_out,
         steps_train=args.steps_train,
         steps_eval=layered(args, "steps_eval", protocol.transfer.get("steps_eval")),
@@ -125,6 +137,23 @@ def settings_from(args: argparse.Namespace) -> TransferSettings:
         train_seed=args.seed if "seed" in typed else None,
         env=args.env,
     )
+
+
+def _table_defaults(args: argparse.Namespace, typed: set[str]) -> None:
+    """Budgets for many seeds on look-up tables, unless flags say otherwise; datasets not given must have complete
+    tables (a table still being built would shrink the depth every dataset shares)."""
+    table_defaults = envs_data.load("experiments")["transfer_table"]
+    for name in ("steps_train", "steps_eval", "seeds"):
+        if name not in typed:
+            setattr(args, name, table_defaults[name])
+    if args.table_path is None:
+        chosen = [*(args.train if "train" not in typed else []), *(args.eval if "eval" not in typed else [])]
+        growing = [name for name in chosen if name in shipped_names() and not shipped(name).complete]
+        if growing:
+            raise ConfigError(
+                f"the shipped {', '.join(growing)} table(s) are still being built ('nasgym table show NAME'); give "
+                f"--train and --eval datasets with complete tables: {', '.join(complete_names()) or 'none yet'}"
+            )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -180,6 +180,11 @@ def friedman(mean_regret: dict[str, list[float]]) -> dict[str, Any]:
     return {"statistic": float(result.statistic), "p_value": float(result.pvalue), "mean_ranks": mean_ranks}
 
 
+def colors(agents: Any) -> dict[str, str]:
+    """One colour per agent, the same in every plot of a report."""
+    return {agent: f"C{number % 10}" for number, agent in enumerate(sorted(agents))}
+
+
 def plot_curves(curves: dict[str, list[dict[str, np.ndarray]]], dataset: str, axis: str, path: Path) -> Path:
     """Mean regret of the incumbent per agent with its 95% band, against evaluations or simulated hours."""
     figure = Figure(figsize=(6.5, 4.2))
@@ -187,12 +192,14 @@ def plot_curves(curves: dict[str, list[dict[str, np.ndarray]]], dataset: str, ax
     end = max(float(c[axis][-1]) for runs in curves.values() for c in runs if len(c[axis]))
     grid = np.linspace(0, end, 200)
     scale = 3600.0 if axis == "seconds" else 1.0
+    colour = colors(curves)
     for agent, runs in curves.items():
         values = np.array([regret_at(c, grid, axis) for c in runs])
         mean = np.nanmean(values, axis=0)
         half = stats.t.ppf(0.975, max(len(runs) - 1, 1)) * np.nanstd(values, axis=0, ddof=1) / math.sqrt(len(runs))
-        ax.plot(grid / scale, mean, label=agent, linewidth=1.6)
-        ax.fill_between(grid / scale, np.maximum(mean - np.nan_to_num(half), 0), mean + np.nan_to_num(half), alpha=0.18)
+        ax.plot(grid / scale, mean, label=agent, linewidth=1.6, color=colour[agent])
+        low, high = np.maximum(mean - np.nan_to_num(half), 0), mean + np.nan_to_num(half)
+        ax.fill_between(grid / scale, low, high, alpha=0.18, color=colour[agent])
     ax.set_xlabel("simulated training hours" if axis == "seconds" else "environment steps")
     ax.set_ylabel("regret of the best network so far")
     ax.set_yscale("symlog", linthresh=0.01)
@@ -207,6 +214,7 @@ def plot_curves(curves: dict[str, list[dict[str, np.ndarray]]], dataset: str, ax
 def plot_aggregates(result: dict[str, Any], path: Path, baseline: str = "random") -> Path:
     """IQM and optimality gap with their 95% intervals, and the probability of improving on ``baseline``."""
     agents = sorted(result, key=lambda a: -result[a]["iqm"])
+    colour = colors(result)
     keys = [("iqm", "IQM of normalised score"), ("optimality_gap", "optimality gap")]
     improvement = f"improvement_over_{baseline}"
     if any(improvement in result[a] for a in agents):
@@ -217,7 +225,7 @@ def plot_aggregates(result: dict[str, Any], path: Path, baseline: str = "random"
             if key not in result[agent]:
                 continue
             low, high = result[agent][f"{key}_ci"]
-            ax.plot([low, high], [row, row], linewidth=6, alpha=0.5, solid_capstyle="butt")
+            ax.plot([low, high], [row, row], linewidth=6, alpha=0.5, solid_capstyle="butt", color=colour[agent])
             ax.plot([result[agent][key]], [row], "k|", markersize=12)
         ax.set_yticks(range(len(agents)), agents)
         ax.set_title(label, fontsize=10)
