@@ -9,7 +9,7 @@ from importlib import resources
 
 import numpy as np
 import pytest
-from support import assert_png_with_data, read_rows
+from support import OMNIGLOT_DIR, assert_png_with_data, needs_omniglot, read_rows
 
 from nasgym.core.errors import ConfigError
 from nasgym.core.lookup.source import common_defaults, table_defaults
@@ -141,3 +141,35 @@ def test_meta_a2c_carried_across_every_shipped_table_searches_the_depth_all_of_t
     for dataset in datasets:
         rows = read_rows(out / "runs" / dataset / "meta_a2c" / "seed0" / "episodes.csv")
         assert max(int(row["episode_step"]) for row in rows) <= depth
+
+
+def test_a_surrogate_bench_without_the_dataset_says_its_live_check_did_not_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("NASGYM_DATA_DIR", str(tmp_path / "no-data"))
+    out = tmp_path / "bench"
+    argv = ["bench", "agents", "--reward-source", "surrogate", "--datasets", DATASET, "--agents", "random",
+            "--steps", "20", "--seeds", "2", "--out", str(out), "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    check = json.loads((out / "results.json").read_text())["lookup"]["datasets"][DATASET]["live_check"]
+    assert "nasgym data prepare omniglot_small1" in check["skipped"]
+    assert "Not run: " in (out / "report.md").read_text()
+
+
+@pytest.mark.slow
+@needs_omniglot
+def test_a_surrogate_bench_trains_each_agents_best_networks_live_at_the_tables_settings(tmp_path, table, monkeypatch):
+    data = tmp_path / "data"
+    prepare = ["data", "prepare", DATASET, "--manual-dir", str(OMNIGLOT_DIR), "--data-dir", str(data), "--no-download"]
+    assert main(prepare) == 0
+    monkeypatch.setenv("NASGYM_DATA_DIR", str(data))
+    out = tmp_path / "bench"
+    argv = ["bench", "agents", "--reward-source", "surrogate", "--datasets", DATASET, "--agents", "random",
+            "--steps", "12", "--seeds", "2", "--max-layers", "3", "--out", str(out), "--no-progress",
+            "--cache-path", str(tmp_path / "cache.sqlite")]  # fmt: skip
+    assert main(argv) == 0
+    check = json.loads((out / "results.json").read_text())["lookup"]["datasets"][DATASET]["live_check"]
+    found = check["random"]
+    assert 1 <= len(found) <= 2
+    for row in found:  # a live training at the table's settings and seed 0 is the table's own seed-0 entry
+        if (row["network"], 0) in table.entries:
+            assert row["live"] == table.accuracy(table.entries[(row["network"], 0)], 12)
+    assert "live - surrogate" in (out / "report.md").read_text()

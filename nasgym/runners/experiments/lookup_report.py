@@ -12,6 +12,7 @@ import numpy as np
 from nasgym.core.config import make_configs
 from nasgym.core.lookup.source import open_table
 from nasgym.runners.experiments import lookup_stats
+from nasgym.runners.experiments.live_check import live_check, live_markdown
 from nasgym.runners.experiments.report import markdown_table
 
 IMPROVEMENT = "improvement_over_random"
@@ -61,10 +62,17 @@ def lookup_section(out_dir: Path, settings: Any, run_dir: Callable[[Path, str, s
         ]
         figures["datasets"][dataset] = {"best_network": truth.best_network, "best_reward": truth.best,
                                         "agents": per_agent, "pairs": pairs}  # fmt: skip
+        checked = []
+        if surrogate:  # a conclusion on a surrogate is checked by training what the agents found
+            incumbents = {agent: [c["incumbent"] for c in runs] for agent, runs in curves.items()}
+            check = live_check(incumbents, truth, settings.env_options, dataset)
+            figures["datasets"][dataset]["live_check"] = check
+            checked = live_markdown(check)
         lines += [
             f"### {dataset}",
             "",
-            f"Best network of the searched space ({env_config.max_layers} layers at most, {env_config.image_size} px, "
+            f"Best network {'the table holds, by the surrogate' if surrogate else 'of the searched space'} "
+            f"({env_config.max_layers} layers at most, {env_config.image_size} px, "
             f"{train_config.epochs} epochs): `{truth.best_network}`, true reward {truth.best:.4f} "
             f"({'surrogate, noiseless' if surrogate else 'mean over the table seeds'}). Final regret: mean over "
             f"{settings.seeds} seeds +- the half-width of its 95% interval (Student t), also after a share of "
@@ -83,6 +91,7 @@ def lookup_section(out_dir: Path, settings: Any, run_dir: Callable[[Path, str, s
             "",
             *(f"![{path.stem}]({path.name})" for path in plots),
             "",
+            *checked,
         ]
     stacked = {agent: np.stack(values, axis=1) for agent, values in scores.items()}
     aggregate = lookup_stats.aggregates(stacked)

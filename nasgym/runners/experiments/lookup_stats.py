@@ -75,8 +75,9 @@ class TrueRewards:
         return self._known[network]
 
 
-def run_curve(folder: Path, truth: TrueRewards) -> dict[str, np.ndarray]:
-    """Per rewarded step of one run: the step, the incumbent's regret and the simulated seconds so far."""
+def run_curve(folder: Path, truth: TrueRewards) -> dict[str, Any]:
+    """Per rewarded step of one run: the step, the incumbent's regret and the simulated seconds so far; and the final
+    incumbent."""
     steps, regrets, seconds = [], [], []
     best_observed, incumbent, elapsed, seen = -math.inf, "", 0.0, set()
     for row in RunFolder(folder).episodes():
@@ -90,7 +91,7 @@ def run_curve(folder: Path, truth: TrueRewards) -> dict[str, np.ndarray]:
         steps.append(row.step)
         regrets.append(truth.best - truth(incumbent))
         seconds.append(elapsed)
-    return {"steps": np.array(steps), "regret": np.array(regrets), "seconds": np.array(seconds)}
+    return {"steps": np.array(steps), "regret": np.array(regrets), "seconds": np.array(seconds), "incumbent": incumbent}
 
 
 def regret_at(curve: dict[str, np.ndarray], grid: np.ndarray, axis: str = "steps") -> np.ndarray:
