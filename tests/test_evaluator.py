@@ -4,7 +4,7 @@ import pytest
 from support import TINY
 
 from nasgym.core.datasets import load_dataset
-from nasgym.core.evaluator import TrainingEvaluator
+from nasgym.core.evaluator import Evaluator, TrainingEvaluator
 from nasgym.core.reward_cache import RewardCache
 from nasgym.core.search_space import Architecture
 from nasgym.core.training import TrainConfig
@@ -55,3 +55,13 @@ def test_failures_are_rewards_of_zero_with_the_reason_and_are_cached(digits, tmp
 def test_concurrency_must_be_positive(digits):
     with pytest.raises(ValueError, match="concurrency must be at least 1"):
         TrainingEvaluator(digits, CONFIG, "cpu", concurrency=0)
+
+
+def test_the_training_evaluator_declares_the_whole_protocol(digits, tmp_path):
+    evaluator = TrainingEvaluator(digits, CONFIG, "cpu", tmp_path / "rewards.sqlite")
+    assert isinstance(evaluator, Evaluator) and evaluator.stationary and evaluator.state_dict() is None
+    assert evaluator.cached(BATCH[0]) is None and evaluator.prepare() is evaluator
+    epochs = []
+    first = evaluator.evaluate(BATCH[:1], on_epoch=epochs.append)[0]
+    assert epochs == [1] and evaluator.cached(BATCH[0]) == first
+    evaluator.close()

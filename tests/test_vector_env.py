@@ -8,6 +8,7 @@ import pytest
 from support import TINY, toy_reward
 
 import nasgym  # noqa: F401  (registers NAS-v0)
+from nasgym.core.env import NASEnv
 from nasgym.core.errors import ConfigError
 from nasgym.core.evaluator import FunctionEvaluator
 from nasgym.core.vector_env import NASVectorEnv
@@ -65,3 +66,38 @@ def test_rewards_equal_those_of_single_envs_and_copies_reset_on_their_own():
 def test_the_number_of_copies_is_checked():
     with pytest.raises(ConfigError, match="num_envs must be a positive int"):
         NASVectorEnv(0, evaluator=RecordingEvaluator())
+
+
+def same(a, b) -> bool:
+    """Equal step results or infos: arrays by dtype, shape and values, dicts key by key, object arrays item by item."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(same(a[key], b[key]) for key in a)
+    if isinstance(a, np.ndarray) and a.dtype == object:
+        return isinstance(b, np.ndarray) and a.shape == b.shape and all(map(same, a, b))
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and a.dtype == b.dtype and np.array_equal(a, b)
+    if isinstance(a, tuple):
+        return isinstance(b, tuple) and len(a) == len(b) and all(map(same, a, b))
+    return type(a) is type(b) and a == b
+
+
+@pytest.mark.parametrize("mode", list(gym.vector.AutoresetMode))
+def test_without_holds_it_steps_and_resets_as_gymnasiums_sync_vector_env(mode):
+    """The autoreset modes, reset_mask and the stacked infos are Gymnasium's own, step for step."""
+    evaluator = FunctionEvaluator(toy_reward, image_size=16)
+    options = {"evaluator": evaluator, "image_size": 16, "max_layers": 4, "reward": "per_step"}
+    ours = NASVectorEnv(3, autoreset_mode=mode, **options)
+    theirs = gym.vector.SyncVectorEnv([lambda: NASEnv(**options)] * 3, autoreset_mode=mode)
+    assert ours.metadata["autoreset_mode"] == theirs.metadata["autoreset_mode"] == mode
+    assert same(ours.reset(seed=1), theirs.reset(seed=1))
+    rng = np.random.default_rng(0)
+    ended = np.zeros(3, dtype=np.bool_)
+    for step in range(40):
+        if step % 9 == 8:
+            ended[:] = True  # every copy, mid-episode or not
+        if ended.any() and (step % 9 == 8 or mode == gym.vector.AutoresetMode.DISABLED):
+            assert same(ours.reset(options={"reset_mask": ended.copy()}), theirs.reset(options={"reset_mask": ended}))
+        actions = rng.integers(0, 8, 3)
+        result = ours.step(actions)
+        assert same(result, theirs.step(actions)), step
+        ended = result[2] | result[3]

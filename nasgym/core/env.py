@@ -100,8 +100,8 @@ class NASEnv(EvaluatedEnv):
 
     {settings_table}
 
-    Besides these, `evaluator=` replaces training with any object that has
-    `evaluate(architectures) -> list[Evaluation]` (`nasgym.core.evaluator.FunctionEvaluator` is the hook for
+    Besides these, `evaluator=` replaces training with any `nasgym.core.evaluator.Evaluator` (subclass
+    `EvaluatorBase` and write `evaluate(architectures) -> list[Evaluation]`; `FunctionEvaluator` is the hook for
     cheap known rewards), and `render_mode="ansi"` renders the network as text. Every training setting is part
     of the reward cache key, so a changed setting never reuses a reward. `env.reset(seed=...)` seeds nothing
     that matters: the environment's dynamics are deterministic.

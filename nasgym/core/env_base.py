@@ -34,7 +34,8 @@ class EvaluatedEnv(gym.Env[np.ndarray, int]):
 
     @spec.setter
     def spec(self, value: EnvSpec | None) -> None:
-        if value is not None and not getattr(self.__dict__.get("evaluator"), "stationary", True):
+        evaluator = self.__dict__.get("evaluator")  # None while the constructor has not attached it yet
+        if value is not None and evaluator is not None and not evaluator.stationary:
             value = dataclasses.replace(value, nondeterministic=True)
         self._spec = value
 
@@ -44,10 +45,11 @@ class EvaluatedEnv(gym.Env[np.ndarray, int]):
         """Check ``render_mode`` and ``evaluator`` (built from the configs when None) and keep them."""
         if render_mode not in (None, "ansi"):
             raise ConfigError(f"render_mode must be None or 'ansi', got {render_mode!r}")
-        if evaluator is not None and not callable(getattr(evaluator, "evaluate", None)):
+        if evaluator is not None and not isinstance(evaluator, Evaluator):
             raise ConfigError(
-                f"evaluator must have an evaluate(architectures) method, got {type(evaluator).__name__}; "
-                "see nasgym.core.evaluator.FunctionEvaluator"
+                "evaluator must have an evaluate(architectures) method and the other members of "
+                f"nasgym.core.evaluator.Evaluator, got {type(evaluator).__name__}; subclass EvaluatorBase there, or "
+                "use FunctionEvaluator"
             )
         self.render_mode = render_mode
         self.evaluator = evaluator or build_evaluator(config, train_config)
@@ -61,10 +63,9 @@ class EvaluatedEnv(gym.Env[np.ndarray, int]):
     def _evaluate_ahead(self, networks: Sequence[Any]) -> None:
         """Evaluate ``networks`` as one batch so the steps that reach them are answered from memory; skipped for an
         evaluator whose rewards move (shared weights: each step trains them, in the order the steps come)."""
-        if networks and getattr(self.evaluator, "stationary", True):
+        if networks and self.evaluator.stationary:
             self.evaluator.evaluate(list(networks))
 
     def close(self) -> None:
-        if callable(close := getattr(self.evaluator, "close", None)):
-            close()
+        self.evaluator.close()
         super().close()

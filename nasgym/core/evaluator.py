@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from tqdm.auto import tqdm
@@ -53,13 +53,71 @@ def checked(architectures: Sequence[Architecture]) -> Sequence[Architecture]:
     return architectures
 
 
+@runtime_checkable
 class Evaluator(Protocol):
-    def evaluate(self, architectures: Sequence[Architecture]) -> list[Evaluation]:
-        """Rewards of valid architectures, in order; duplicates are evaluated once."""
+    """What the environments, the vector env and the runners use of a reward source (``reward_sources.py`` builds
+    one per ``reward_source``). ``EvaluatorBase`` holds the defaults of every member but ``evaluate``."""
+
+    stationary: bool
+    """True: a network's reward is a function of the network alone, so callers may evaluate ahead of the steps
+    (prefetch, a vector env's batch). False: rewards move as the evaluator's state does (shared weights that each
+    evaluation trains): networks are evaluated in step order only, Gymnasium's spec is marked nondeterministic, and
+    a search's checkpoint holds ``state_dict()``."""
+
+    def evaluate(
+        self, architectures: Sequence[Architecture], on_epoch: EpochCallback | None = None
+    ) -> list[Evaluation]:
+        """Rewards of valid architectures, in order; duplicates are evaluated once. ``on_epoch(epoch)`` is called
+        after each epoch of a training run in this process (evaluators that train nothing by epochs never call it)."""
+        ...
+
+    def cached(self, architecture: Architecture) -> Evaluation | None:
+        """The reward this evaluator would answer without training, if any."""
+        ...
+
+    def prepare(self) -> Evaluator:
+        """Do now what could fail at the first training (split and place the data, reach a cluster), so a caller
+        fails before it shows progress; returns the evaluator."""
+        ...
+
+    def close(self) -> None:
+        """Release what the evaluator holds open (a reward cache's connection); it reopens if used again."""
+        ...
+
+    def state_dict(self) -> dict[str, Any] | None:
+        """The state rewards depend on, for a search's checkpoint; None for a stationary evaluator."""
+        ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from ``state_dict()``."""
         ...
 
 
-class TrainingEvaluator:
+class EvaluatorBase:
+    """The defaults of ``Evaluator``'s members for a stationary reward source with nothing to prepare, close or
+    checkpoint: subclass it and write ``evaluate`` (as ``FunctionEvaluator`` does), overriding what differs."""
+
+    stationary: bool = True
+
+    def cached(self, architecture: Architecture) -> Evaluation | None:
+        """Nothing is known without evaluating."""
+        return None
+
+    def prepare(self) -> EvaluatorBase:
+        return self
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+    def state_dict(self) -> dict[str, Any] | None:
+        """No state: rewards depend on the network alone."""
+        return None
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Nothing to load: rewards depend on the network alone."""
+
+
+class TrainingEvaluator(EvaluatorBase):
     """Trains child networks on one dataset (NasGym's reward), answering repeats from the cache.
 
     ``concurrency`` is how many networks of one ``evaluate`` call train at once (threads sharing the data;
@@ -257,7 +315,7 @@ def cache_path_of(config: EnvConfig) -> str | Path | None:
     return (config.cache_path or default_cache_path()) if config.cache else None
 
 
-class FunctionEvaluator:
+class FunctionEvaluator(EvaluatorBase):
     """Reward = ``reward_fn(network)``, no training: a cheap known reward for tests and toy problems."""
 
     def __init__(
@@ -271,7 +329,9 @@ class FunctionEvaluator:
         self.image_size = image_size
         self.stats = EvaluationStats()
 
-    def evaluate(self, architectures: Sequence[Architecture]) -> list[Evaluation]:
+    def evaluate(
+        self, architectures: Sequence[Architecture], on_epoch: EpochCallback | None = None
+    ) -> list[Evaluation]:
         results = []
         for architecture in checked(architectures):
             self.stats.trained += 1

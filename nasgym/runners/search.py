@@ -130,9 +130,10 @@ def _agent(settings: SearchSettings, env: gym.Env, folder: RunFolder, start_step
 
 
 def _stateful_evaluator(env: gym.Env) -> Any:
-    """The environment's evaluator when it has a state that rewards depend on (``state_dict``), else None."""
+    """The environment's evaluator when its rewards depend on a state it holds (not ``stationary``: its
+    ``state_dict`` goes into the checkpoint), else None."""
     evaluator = getattr(env.unwrapped, "evaluator", None)
-    return evaluator if callable(getattr(evaluator, "state_dict", None)) else None
+    return evaluator if evaluator is not None and not evaluator.stationary else None
 
 
 def checkpoint_metadata(env: gym.Env, steps: int) -> dict[str, Any]:

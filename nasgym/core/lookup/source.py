@@ -15,7 +15,7 @@ from nasgym.core.errors import ConfigError
 from nasgym.core.evaluation import Evaluation, EvaluationStats
 from nasgym.core.lookup.table import Table, TableError, shipped
 from nasgym.core.search_space import Architecture
-from nasgym.core.training import TrainConfig, resolve_device
+from nasgym.core.training import EpochCallback, TrainConfig, resolve_device
 
 SOURCE = "table"
 VARYING_SETTINGS = ("epochs", "seed")
@@ -93,6 +93,12 @@ class TableEvaluator:
     def cached(self, architecture: Architecture) -> Evaluation | None:
         return self.evaluate([architecture])[0]
 
+    def state_dict(self) -> None:
+        """No state: rewards depend on the network and the settings alone (``stationary``)."""
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Nothing to load."""
+
     def seed_for(self, network: str) -> int:
         """The recorded training seed that answers ``network``: the training seed itself (``table_seed='train_seed'``),
         or one of the network's recorded seeds chosen by a hash of the network and the training seed, so each
@@ -105,7 +111,10 @@ class TableEvaluator:
         digest = hashlib.sha256(f"{network}|{self.config.seed}".encode()).digest()
         return seeds[int.from_bytes(digest[:8], "little") % len(seeds)]
 
-    def evaluate(self, architectures: Sequence[Architecture]) -> list[Evaluation]:
+    def evaluate(
+        self, architectures: Sequence[Architecture], on_epoch: EpochCallback | None = None
+    ) -> list[Evaluation]:
+        """Answered at once (``on_epoch`` is never called: nothing trains)."""
         return [self._answer(architecture.network) for architecture in architectures]
 
     def _answer(self, network: Architecture) -> Evaluation:

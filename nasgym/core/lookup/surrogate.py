@@ -24,7 +24,7 @@ from nasgym.core.lookup.source import check_compatible, open_table
 from nasgym.core.lookup.table import Table
 from nasgym.core.network import NetworkConfig, flops, parameter_count
 from nasgym.core.search_space import CONV, Architecture
-from nasgym.core.training import TrainConfig
+from nasgym.core.training import EpochCallback, TrainConfig
 
 SOURCE = "surrogate"
 MODEL = {"max_iter": 400, "learning_rate": 0.05, "max_leaf_nodes": 15, "l2_regularization": 1.0, "random_state": 0}
@@ -129,7 +129,16 @@ class SurrogateEvaluator:
     def cached(self, architecture: Architecture) -> Evaluation | None:
         return self.evaluate([architecture])[0]
 
-    def evaluate(self, architectures: Sequence[Architecture]) -> list[Evaluation]:
+    def state_dict(self) -> None:
+        """No state: rewards depend on the network and the settings alone (``stationary``)."""
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Nothing to load."""
+
+    def evaluate(
+        self, architectures: Sequence[Architecture], on_epoch: EpochCallback | None = None
+    ) -> list[Evaluation]:
+        """Answered at once (``on_epoch`` is never called: nothing trains)."""
         networks = [architecture.network for architecture in architectures]
         predicted = self.surrogate.predict(networks)
         seconds = self.surrogate.seconds(networks)

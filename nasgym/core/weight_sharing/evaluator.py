@@ -24,12 +24,12 @@ from tqdm.auto import tqdm
 
 from nasgym.core.datasets import ImageData
 from nasgym.core.evaluation import Evaluation
-from nasgym.core.evaluator import PROGRESS_AFTER_SECONDS, EvaluationStats, checked, load_data
+from nasgym.core.evaluator import PROGRESS_AFTER_SECONDS, EvaluationStats, EvaluatorBase, checked, load_data
 from nasgym.core.network import parameter_count
 from nasgym.core.progress import bars_disabled
 from nasgym.core.sampling import random_network
 from nasgym.core.search_space import Architecture
-from nasgym.core.training import ChildTrainer, TrainConfig, resolve_device
+from nasgym.core.training import ChildTrainer, EpochCallback, TrainConfig, resolve_device
 from nasgym.core.weight_sharing.config import WeightSharingConfig
 from nasgym.core.weight_sharing.supernet import SharedWeights
 
@@ -37,7 +37,7 @@ SOURCE = "weight_sharing"
 STATE_FORMAT = 1
 
 
-class WeightSharingEvaluator:
+class WeightSharingEvaluator(EvaluatorBase):
     """Rewards from one set of shared weights that every evaluation trains a little further."""
 
     stationary = False
@@ -91,8 +91,11 @@ class WeightSharingEvaluator:
         """Nothing to close: no reward cache."""
 
     # -- rewards ----------------------------------------------------------------------------------------------
-    def evaluate(self, architectures: Sequence[Architecture]) -> list[Evaluation]:
-        """Train k minibatches through each network in turn, scoring it right after its own."""
+    def evaluate(
+        self, architectures: Sequence[Architecture], on_epoch: EpochCallback | None = None
+    ) -> list[Evaluation]:
+        """Train k minibatches through each network in turn, scoring it right after its own (by minibatches, not
+        epochs: ``on_epoch`` is never called)."""
         checked(architectures)
         if not self.warmed_up:
             self.warm_up()
