@@ -112,9 +112,14 @@ class Agent(ABC):
             raise ConfigError(f"bad {cls.name} hyperparameters: {error}") from None
 
     # -- the API --------------------------------------------------------------------------------------
-    @abstractmethod
     def learn(self, total_steps: int, callback: StepCallback | None = None) -> Agent:
-        """Interact with the environment for ``total_steps`` more steps, learning as it goes."""
+        """Interact with the environment for ``total_steps`` more steps (a whole number, at least 1), learning as it
+        goes."""
+        return self._learn(step_count(total_steps), callback)
+
+    @abstractmethod
+    def _learn(self, total_steps: int, callback: StepCallback | None) -> Agent:
+        """``learn`` after its argument was checked: what each agent does."""
 
     @abstractmethod
     def predict(self, observation: np.ndarray, state: Any = None, deterministic: bool = False) -> tuple[int, Any]:
@@ -125,6 +130,10 @@ class Agent(ABC):
 
         Event step numbers count from 1 within this call; ``num_timesteps`` does not move.
         """
+        return self._play(step_count(total_steps), callback, deterministic)
+
+    def _play(self, total_steps: int, callback: StepCallback | None, deterministic: bool) -> Agent:
+        """``play`` after its argument was checked; agents with their own way of acting override this."""
         if self.vectorized:
             return self._play_vector(total_steps, callback, deterministic)
         state = None
@@ -260,6 +269,15 @@ class Agent(ABC):
             if not self._notify(callback, step, float(rewards[copy]), bool(dones[copy]), infos[copy], copy):
                 return False
         return True
+
+
+def step_count(total_steps: Any) -> int:
+    """``total_steps`` of ``learn`` and ``play`` as an int: a whole number of at least 1 (a bool, 1.5 or -1 is a
+    one-line ConfigError naming the argument, not a TypeError deep inside an agent or a silent no-op)."""
+    steps = settings.check_value("total_steps", int, total_steps)
+    if steps < 1:
+        raise ConfigError(f"total_steps must be at least 1 step, got {steps}")
+    return steps
 
 
 def is_vector(env: Any) -> bool:

@@ -343,7 +343,7 @@ class DQNAgent(Agent):
         action, _ = self.model.predict(observation, deterministic=deterministic)
         return int(action), state
 
-    def learn(self, total_steps: int, callback: StepCallback | None = None) -> DQNAgent:
+    def _learn(self, total_steps: int, callback: StepCallback | None) -> DQNAgent:
         if not self.replay_buffer.allocated:  # the trial's first learn call
             capacity = self.config.buffer_size
             origin = "buffer_size"
@@ -359,8 +359,8 @@ class DQNAgent(Agent):
         self.num_timesteps = self.model.num_timesteps
         return self
 
-    def play(self, total_steps: int, callback: StepCallback | None = None, deterministic: bool = False) -> DQNAgent:
-        super().play(total_steps, callback, deterministic)
+    def _play(self, total_steps: int, callback: StepCallback | None, deterministic: bool) -> DQNAgent:
+        super()._play(total_steps, callback, deterministic)
         self.model._last_obs = None  # the environment moved under SB3: its next learn starts a new episode
         return self
 

@@ -214,7 +214,7 @@ class MetaA2C(Agent):
             self._update()
         return self._current_observation(owner)
 
-    def play(self, total_steps: int, callback: StepCallback | None = None, deterministic: bool = False) -> MetaA2C:
+    def _play(self, total_steps: int, callback: StepCallback | None, deterministic: bool) -> MetaA2C:
         """Act without learning; the memory still evolves over the trial (in-context adaptation)."""
         if self.vectorized:
             step = 0
@@ -238,7 +238,7 @@ class MetaA2C(Agent):
         return self
 
     # -- learning -----------------------------------------------------------------------------------------
-    def learn(self, total_steps: int, callback: StepCallback | None = None) -> MetaA2C:
+    def _learn(self, total_steps: int, callback: StepCallback | None) -> MetaA2C:
         if self.vectorized:
             return self._learn_vector(total_steps, callback)
         for _ in range(total_steps):

@@ -140,7 +140,7 @@ class ProposalAgent(Agent):
             return TERMINAL_ACTION, state
         return int(self.rng.choice(np.flatnonzero(self._mask(observation)))), state
 
-    def learn(self, total_steps: int, callback: StepCallback | None = None) -> ProposalAgent:
+    def _learn(self, total_steps: int, callback: StepCallback | None) -> ProposalAgent:
         if self.vectorized:
             return self._learn_vector(total_steps, callback)
         for _ in range(total_steps):

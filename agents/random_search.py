@@ -38,7 +38,7 @@ class RandomSearch(Agent):
         allowed = self._mask(observation) if self.config.mask_invalid else np.ones(self.space.n_actions, dtype=bool)
         return int(self.rng.choice(np.flatnonzero(allowed))), state
 
-    def learn(self, total_steps: int, callback: StepCallback | None = None) -> RandomSearch:
+    def _learn(self, total_steps: int, callback: StepCallback | None) -> RandomSearch:
         if self.vectorized:
             return self._learn_vector(total_steps, callback)
         for _ in range(total_steps):

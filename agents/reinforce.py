@@ -168,7 +168,7 @@ class Reinforce(Agent):
         self._batch_evaluated = True
 
     # -- learning -----------------------------------------------------------------------------------------
-    def learn(self, total_steps: int, callback: StepCallback | None = None) -> Reinforce:
+    def _learn(self, total_steps: int, callback: StepCallback | None) -> Reinforce:
         if self.vectorized:
             return self._learn_vector(total_steps, callback)
         for _ in range(total_steps):

@@ -187,3 +187,12 @@ def one_line_error(argv: list[str], capsys: pytest.CaptureFixture) -> str:
     assert code == 2, error
     assert len(error.strip().splitlines()) == 1 and "Traceback" not in error, error
     return error
+
+
+def colour_folder(root: Path, per_class: int = 12) -> Path:
+    """A folder dataset of three classes of solid-colour images (red, green, blue): learnable in one epoch."""
+    for name, colour in {"red": (200, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 200)}.items():
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            Image.new("RGB", (18 + i, 18), colour).save(root / name / f"{i}.png")
+    return root

@@ -22,8 +22,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
-from PIL import Image
-from support import TINY, TINY_FLAGS, one_line_error, read_rows, toy_env, toy_reward
+from support import TINY, TINY_FLAGS, colour_folder, one_line_error, read_rows, toy_env, toy_reward
 
 import nasgym  # noqa: F401
 from nasgym.core import settings
@@ -353,16 +352,8 @@ def test_a_vector_env_pickles_and_steps_after():
     assert copy.envs[0].evaluator is copy.envs[2].evaluator  # still one shared evaluator
 
 
-def image_folder(root: Path) -> Path:
-    for name, colour in {"red": (200, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 200)}.items():
-        (root / name).mkdir(parents=True)
-        for i in range(12):
-            Image.new("RGB", (18 + i, 18), colour).save(root / name / f"{i}.png")
-    return root
-
-
 def test_a_path_is_a_folder_dataset(tmp_path):
-    folder = image_folder(tmp_path / "colours")
+    folder = colour_folder(tmp_path / "colours")
     env = gym.make("NAS-v0", dataset=pathlib.Path(folder), reward="final", **TINY)
     assert env.unwrapped.config.dataset == f"folder:{folder}"
     env.reset()
@@ -407,9 +398,9 @@ def test_a_read_only_cache_warning_shows_no_source_line(tmp_path, small_disk):
 def test_no_progress_turns_off_the_image_cache_bar(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("NASGYM_PROGRESS", raising=False)
     argv = ["train", "c3", *TINY_FLAGS, "--cache-path", str(tmp_path / "rewards.sqlite")]
-    assert main([*argv, "--dataset", f"folder:{image_folder(tmp_path / 'a')}"]) == 0
+    assert main([*argv, "--dataset", f"folder:{colour_folder(tmp_path / 'a')}"]) == 0
     assert "img" in capsys.readouterr().err  # the bar of the image cache being built
-    assert main([*argv, "--dataset", f"folder:{image_folder(tmp_path / 'b')}", "--no-progress"]) == 0
+    assert main([*argv, "--dataset", f"folder:{colour_folder(tmp_path / 'b')}", "--no-progress"]) == 0
     assert "img" not in capsys.readouterr().err
     assert "NASGYM_PROGRESS" not in os.environ  # set for the command only
 

@@ -12,7 +12,7 @@ import time
 import gymnasium as gym
 import psutil
 import pytest
-from support import TINY
+from support import TINY, colour_folder
 
 import nasgym  # noqa: F401  (registers NAS-v0)
 from nasgym.core.datasets import load_dataset
@@ -155,12 +155,13 @@ def test_transfer_with_ray_starts_each_held_out_phase_after_the_training_it_cont
     import torch
 
     out = tmp_path / "transfer"
-    argv = ["transfer", "--ray", "--agent", "meta_a2c", "--train", "digits", "--eval", "digits", "--steps-train", "4",
+    held_out = f"folder:{colour_folder(tmp_path / 'colours')}"
+    argv = ["transfer", "--ray", "--agent", "meta_a2c", "--train", "digits", "--eval", held_out, "--steps-train", "4",
             "--steps-eval", "3", "--out", str(out), "--epochs", "1", "--image-size", "16", "--max-samples", "200",
             "--batch-size", "64", "--device", "cpu", "--cache-path", str(tmp_path / "r.sqlite"),
             "--no-progress"]  # fmt: skip
     assert main(argv) == 0
-    eval_dir = out / "seed0" / "eval" / "digits"
+    eval_dir = out / "seed0" / "eval" / held_out
     steps = {v: torch.load(eval_dir / v / "agent.pt", weights_only=True)["num_timesteps"]
              for v in ("frozen", "fine_tuned", "scratch")}  # fmt: skip
     assert steps == {"frozen": 4, "fine_tuned": 4 + 3, "scratch": 3}  # frozen and fine-tuned began from the policy

@@ -12,7 +12,7 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
-from support import read_rows
+from support import colour_folder, read_rows
 
 import agents
 from nasgym.core.errors import ArchitectureError, ConfigError
@@ -319,7 +319,8 @@ def test_bench_agents_and_transfer_take_the_env_by_name(tmp_path, capsys):
     assert "environment `NAS-ZophLe-v0`" in report and "Share of each action" not in report
     # NasGym's protocol names NAS-v0 keywords (its observation encoding): they are left out, the rest applies.
     transfer = tmp_path / "transfer"
-    argv = ["transfer", "--agent", "meta_a2c", "--train", "digits", "--eval", "digits", "--protocol", "nasgym2019"]
+    held_out = f"folder:{colour_folder(tmp_path / 'colours')}"
+    argv = ["transfer", "--agent", "meta_a2c", "--train", "digits", "--eval", held_out, "--protocol", "nasgym2019"]
     assert main([*argv, "--steps-train", "8", "--steps-eval", "4", "--out", str(transfer), *flags]) == 0
     phases = sorted(transfer.glob("seed0/**/run.json"))
     assert phases and all(json.loads(path.read_text())["env"] == "NAS-ZophLe-v0" for path in phases)

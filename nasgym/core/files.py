@@ -21,6 +21,9 @@ from nasgym.core.errors import NasGymError
 class DiskFullError(NasGymError, OSError):
     """No space left where nasgym writes; what was written before is intact."""
 
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()  # the message alone, without OSError's "[Errno 28]"
+
 
 def free_bytes(path: Path) -> int:
     """Free space on the filesystem that holds ``path`` (or its nearest existing parent)."""

@@ -21,8 +21,11 @@ settings: a training draws only from generators seeded by the training seed, whe
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
+import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
@@ -77,11 +80,52 @@ def connect(address: str | None = None) -> Any:
     would join a cluster that ``ray start`` runs on this machine; 'auto' asks for that)."""
     ray = require_ray()
     if not ray.is_initialized():
-        if address is None:
-            ray.init(address="local", include_dashboard=False)
-        else:
-            ray.init(address=address)
+        if address is not None:
+            check_reachable(address)
+        with _sigterm_kept():
+            try:
+                ray.init(address="local", include_dashboard=False) if address is None else ray.init(address=address)
+            except ConnectionError as error:  # an OSError, which would read as a file's problem
+                where = "start a local Ray instance" if address is None else f"join a Ray cluster at {address}"
+                raise ConfigError(
+                    f"cannot {where}: {error}; check the address, and that the cluster runs Ray {ray.__version__} as "
+                    "this machine does"
+                ) from None
     return ray
+
+
+@contextlib.contextmanager
+def _sigterm_kept() -> Iterator[None]:
+    """Put the caller's SIGTERM handler back after ``ray.init``, which sets its own (a bare ``sys.exit``): ``kill``
+    then stops a command as the ``nasgym`` command line says (like Ctrl-C), with or without Ray."""
+    main = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if handler is not None:
+            signal.signal(signal.SIGTERM, handler)
+
+
+REACH_SECONDS = 5.0
+"""How long ``check_reachable`` waits for a cluster's port to accept a connection."""
+
+
+def check_reachable(address: str, timeout: float = REACH_SECONDS) -> None:
+    """A one-line ConfigError, within ``timeout`` seconds, when nothing accepts connections at a HOST:PORT address
+    (``ray://HOST:PORT`` too); Ray itself would retry for minutes. 'auto', 'local' and addresses without a port are
+    left to Ray."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except (OSError, OverflowError) as error:
+        reason = "timed out" if isinstance(error, TimeoutError) else getattr(error, "strerror", None) or error
+        raise ConfigError(
+            f"no Ray cluster answers at {address} ({reason}); start one there (`ray start --head --port={port}` on "
+            "that machine), check the address, or give none (--ray alone, ray_address=None) for a local Ray instance"
+        ) from None
 
 
 def share_dataset(data: ImageData) -> Any:

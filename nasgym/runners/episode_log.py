@@ -221,7 +221,9 @@ class ProgressLog:
             if not self.rows:  # an agent without updates (random search) still leaves the file
                 self.path.write_text("step\n")
         self.fieldnames = list(self.rows[0]) if self.rows else ["step"]
-        self.tensorboard = SummaryWriter(str(folder.tensorboard_dir), purge_step=resume_step + 1)
+        # flush_secs bounds how long close() may wait: Ctrl-C or SIGTERM landing inside the writer's queue.put can
+        # lose the wake-up of its thread, which then sleeps until its next flush (PyTorch's default: 120 s).
+        self.tensorboard = SummaryWriter(str(folder.tensorboard_dir), purge_step=resume_step + 1, flush_secs=5)
 
     def update(self, metrics: dict[str, float]) -> None:
         self.rows.append(metrics)

@@ -10,10 +10,12 @@ directory nasgym may not write is a one-line DatasetError, and a copy prepared b
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +31,23 @@ from nasgym.core.datasets.storage import (
 )
 from nasgym.core.errors import DatasetError
 from nasgym.core.paths import default_data_dir
+from nasgym.core.progress import bars_disabled
 
 MARKER = "nasgym_prepared.json"
+
+
+@contextlib.contextmanager
+def _tfds_bars() -> Iterator[None]:
+    """tensorflow-datasets' own bars (splits, examples, shuffling) follow nasgym's switch while it prepares:
+    off with NASGYM_PROGRESS=0 (``--no-progress``); tfds's setting is put back after."""
+    from tensorflow_datasets.core.utils import tqdm_utils
+
+    shown = getattr(tqdm_utils, "_active", True)
+    tqdm_utils.display_progress_bar(shown and not bars_disabled())
+    try:
+        yield
+    finally:
+        tqdm_utils.display_progress_bar(shown)
 
 
 def data_root(data_dir: str | Path | None = None) -> Path:
@@ -85,7 +102,7 @@ def prepare(
             data_dir=staging,
             file_format="array_record",
         )
-        with disk_errors(root):
+        with disk_errors(root), _tfds_bars():
             builder.download_and_prepare(download_dir=staging / "downloads")
         built = Path(builder.data_dir)
         splits = {name: split.num_examples for name, split in builder.info.splits.items()}

@@ -1,4 +1,8 @@
-"""The ``nasgym`` command. Errors a user can fix print as one line (``--debug`` shows the traceback)."""
+"""The ``nasgym`` command. Errors a user can fix print as one line (``--debug`` shows the traceback).
+
+Ctrl-C (SIGINT) and ``kill`` (SIGTERM) stop any command the same way, from its first moment (the commands' imports
+run inside ``main``): files are closed, a search stays resumable, one line says so and the exit status is 130.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +19,10 @@ from collections.abc import Callable, Iterator
 from nasgym import __version__
 from nasgym.core.errors import NasGymError, NasGymWarning
 from nasgym.core.progress import PROGRESS_VARIABLE
-from nasgym.runners.cli import bench, data, fidelity, final, search, table, train, transfer
 
-COMMANDS = (train, search, data, bench, transfer, final, fidelity, table)
+INTERRUPTED = "nasgym: interrupted; what finished is kept (a search continues with --resume, a table build when rerun)"
+INTERRUPTED_STATUS = 130
+"""The exit status after Ctrl-C or SIGTERM (128 + SIGINT, what a shell reports for Ctrl-C)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -28,11 +33,18 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="nasgym", description="Neural architecture search as a Gymnasium env.")
+    parser = _Parser(
+        prog="nasgym",
+        description="Neural architecture search as a Gymnasium env.",
+        epilog=f"Ctrl-C or kill (SIGTERM) stops a command cleanly: one line, exit status {INTERRUPTED_STATUS}.",
+    )
     parser.add_argument("--version", action="version", version=f"nasgym {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     subparsers = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
-    for command in COMMANDS:
+    # The commands bring PyTorch and the agents: imported here, inside main, where Ctrl-C is a clean stop.
+    from nasgym.runners.cli import bench, data, fidelity, final, search, table, train, transfer
+
+    for command in (train, search, data, bench, transfer, final, fidelity, table):
         command.add_parser(subparsers)
     return parser
 
@@ -87,27 +99,29 @@ def _command_environment(args: argparse.Namespace) -> Iterator[None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     in_main_thread = threading.current_thread() is threading.main_thread()
     # `kill` stops a command like Ctrl-C: files are closed, a search stays resumable.
     previous = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
     try:
+        return _run(argv)
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        return INTERRUPTED_STATUS
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(argv: list[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
         with _command_environment(args):
             return args.handler(args)
-    except KeyboardInterrupt:
-        print(
-            "nasgym: interrupted; evaluated rewards are in the cache (a search continues with --resume)",
-            file=sys.stderr,
-        )
-        return 130
     except (NasGymError, OSError) as error:  # anything else is a bug: its traceback is what a report needs
         if args.debug:
             raise
         print(f"nasgym: error: {_describe_error(error)}", file=sys.stderr)
         return 2
-    finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

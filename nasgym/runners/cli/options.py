@@ -20,6 +20,7 @@ from nasgym.core import settings
 from nasgym.core.config import LOOKUP_SOURCES, SETTINGS_CLASSES
 from nasgym.core.errors import ConfigError
 from nasgym.core.protocols import DEFAULT_PROTOCOL, Protocol, protocol, protocol_names
+from nasgym.core.ray_backend import check_reachable
 from nasgym.core.zophle.config import CHAIN_ONLY
 from nasgym.runners.envs import ENV_IDS, NAS_V0, ZOPHLE, own_settings
 from nasgym.runners.experiments.parallel import RUNS_AT_ONCE
@@ -177,6 +178,7 @@ def env_options(
     if getattr(args, "ray", None) is not None:
         values["backend"] = "ray"
         if args.ray:
+            check_reachable(args.ray)  # now, before any data is loaded or a progress bar shows
             values["ray_address"] = args.ray
     if values.get("reward_source") in LOOKUP_SOURCES:  # a table's own settings, unless the user or a protocol says
         chosen = typed | set(protocol_env or {}) | {"dataset", "reward_source", "backend", "ray_address"}
