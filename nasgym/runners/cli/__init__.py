@@ -65,7 +65,13 @@ def _describe_error(error: Exception) -> str:
     return f"cannot use{where}: {error.strerror or error}; {advice}"
 
 
+_STOPS: list[int] = []
+"""Signals received during this command: a library that swallows the KeyboardInterrupt (a bare ``except:`` in an
+import) cannot make a stop asked for while the command starts go unheard."""
+
+
 def _interrupt(signum: int, frame: object) -> None:
+    _STOPS.append(signum)
     raise KeyboardInterrupt
 
 
@@ -101,19 +107,23 @@ def _command_environment(args: argparse.Namespace) -> Iterator[None]:
 def main(argv: list[str] | None = None) -> int:
     in_main_thread = threading.current_thread() is threading.main_thread()
     # `kill` stops a command like Ctrl-C: files are closed, a search stays resumable.
-    previous = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
+    _STOPS.clear()
+    stops = (signal.SIGINT, signal.SIGTERM)
+    previous = {stop: signal.signal(stop, _interrupt) for stop in stops} if in_main_thread else {}
     try:
         return _run(argv)
     except KeyboardInterrupt:
         print(INTERRUPTED, file=sys.stderr)
         return INTERRUPTED_STATUS
     finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
+        for stop, handler in previous.items():
+            signal.signal(stop, handler)
 
 
 def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    if _STOPS:  # asked to stop while the commands were imported, and something there swallowed it
+        raise KeyboardInterrupt
     try:
         with _command_environment(args):
             return args.handler(args)
