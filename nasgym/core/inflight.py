@@ -1,10 +1,10 @@
 """No network trained twice at the same time: who trains which network now, and who waits for it.
 
-An evaluator about to train networks asks ``InFlight.take`` which of them it may train. A network that another
-thread of this process is training (another environment, another evaluator) is waited for through this module's
-registry; one that another process sharing the reward cache is training, through the cache's claims
-(``RewardCache.claim``). Waiting ends with that training's reward, or, when the other side gave up or died (its
-claim expired), with the network handed to the waiter to train.
+The reward layer (``evaluator.CachedEvaluator``), before handing networks to its executor, asks ``InFlight.take``
+which of them it may have computed. A network that another thread of this process is training (another environment,
+another evaluator) is waited for through this module's registry; one that another process sharing the reward cache
+is training, through the cache's claims (``RewardCache.claim``). Waiting ends with that training's reward, or, when
+the other side gave up or died (its claim expired), with the network handed to the waiter to train.
 """
 
 from __future__ import annotations

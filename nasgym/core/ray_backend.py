@@ -1,9 +1,10 @@
 """Children trained as Ray tasks, across the GPUs and machines of a Ray cluster (``backend="ray"``).
 
-``RayEvaluator`` is a ``TrainingEvaluator`` whose trainings run as Ray tasks. Everything else stays in the driver
-(the process that steps the environment): the reward keys, the answers so far, the claims on work in flight and
-the reward cache, so no other node needs the SQLite file. The rewards are the local evaluator's for the same
-settings: a training draws only from generators seeded by the training seed, wherever it runs.
+``RayEvaluator`` is the reward layer (``evaluator.CachedEvaluator``) over a ``RayExecutor``, which trains each network
+it is handed as a Ray task. The rest stays in the driver (the process that steps the environment): the reward keys,
+the answers so far, the claims on work in flight and the reward cache, so no other node needs the SQLite file. The
+rewards are the local evaluator's for the same settings: a training draws only from generators seeded by the
+training seed, wherever it runs.
 
 - Each network is one task asking for ``ray_task_cpus`` CPUs and ``ray_task_gpus`` GPUs (a fraction shares a GPU),
   rerun up to ``ray_max_retries`` times when its worker process or node dies.
@@ -28,7 +29,7 @@ import socket
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,8 @@ from nasgym.core.config import EnvConfig
 from nasgym.core.datasets import ImageData
 from nasgym.core.errors import ConfigError, NasGymError
 from nasgym.core.evaluation import Evaluation
-from nasgym.core.evaluator import Record, TrainingEvaluator, cache_path_of, load_data
+from nasgym.core.evaluator import CachedEvaluator, cache_path_of, load_data
+from nasgym.core.executors import Record, out_of_memory
 from nasgym.core.progress import bars_disabled
 from nasgym.core.reward_cache import RewardCache
 from nasgym.core.search_space import Architecture
@@ -231,19 +233,30 @@ def _remote_task() -> _Task:
     return _TASK
 
 
-class RayEvaluator(TrainingEvaluator):
-    """Trains each network as a Ray task; the cache, claims and answers stay in this process.
+def ray_device(device: str | torch.device | None, task_gpus: float) -> torch.device:
+    """The workers' device, decided without this process's hardware: 'auto' is CUDA when tasks get GPUs."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if task_gpus > 0 else "cpu")
+    kind = torch.device(device).type if isinstance(device, (str, torch.device)) else None
+    if kind not in ("cuda", "cpu"):
+        raise ConfigError(f"device must be 'cuda', 'cpu' or 'auto', got {device!r}")
+    if kind == "cuda" and task_gpus == 0:
+        raise ConfigError("device='cuda' with the Ray backend needs GPUs per task: set ray_task_gpus (e.g. 1 or 0.5)")
+    return torch.device(kind)
 
-    ``on_epoch`` callbacks are not called (the epochs run elsewhere); ``concurrency`` is whatever the cluster's
-    resources allow: every network of a batch is submitted at once.
+
+class RayExecutor:
+    """An executor (``nasgym.core.executors.Executor``) that trains each network as a Ray task.
+
+    Every network of a batch is submitted at once (the cluster's resources decide how many run together) and each
+    reward is recorded as its task ends. ``on_epoch`` is never called: the epochs run elsewhere.
     """
 
     def __init__(
         self,
         data: ImageData,
-        config: TrainConfig = TrainConfig(),
+        config: TrainConfig,
         device: str | torch.device = "auto",
-        cache: RewardCache | str | Path | None = None,
         *,
         address: str | None = None,
         task_cpus: float = 1.0,
@@ -251,54 +264,25 @@ class RayEvaluator(TrainingEvaluator):
         max_retries: int = 3,
     ):
         require_ray()
+        self.data = data
+        self.config = config
+        self.device = ray_device(device, task_gpus)
         self.address = address
         self.task_cpus = task_cpus
         self.task_gpus = task_gpus
         self.max_retries = max_retries
-        super().__init__(data, config, device, cache)
 
-    @classmethod
-    def from_config(
-        cls, config: EnvConfig, train_config: TrainConfig, concurrency: int = 1, data: ImageData | None = None
-    ) -> RayEvaluator:
-        require_ray()  # before the dataset is loaded: a missing extra fails in a moment
-        compute = config.compute
-        return cls(
-            data or load_data(config),
-            train_config,
-            config.device,
-            cache_path_of(config),
-            address=compute.ray_address,
-            task_cpus=compute.ray_task_cpus,
-            task_gpus=compute.ray_task_gpus,
-            max_retries=compute.ray_max_retries,
-        )
-
-    def _resolve_device(self, device: str | torch.device) -> torch.device:
-        """The workers' device, decided without this process's hardware: 'auto' is CUDA when tasks get GPUs."""
-        if device in (None, "auto"):
-            return torch.device("cuda" if self.task_gpus > 0 else "cpu")
-        kind = torch.device(device).type if isinstance(device, (str, torch.device)) else None
-        if kind not in ("cuda", "cpu"):
-            raise ConfigError(f"device must be 'cuda', 'cpu' or 'auto', got {device!r}")
-        if kind == "cuda" and self.task_gpus == 0:
-            raise ConfigError(
-                "device='cuda' with the Ray backend needs GPUs per task: set ray_task_gpus (e.g. 1 or 0.5)"
-            )
-        return torch.device(kind)
-
-    def prepare(self) -> RayEvaluator:
+    def prepare(self) -> None:
         """Check the split and reach the cluster now, so that neither fails after a caller shows progress."""
         split_for(self.data, self.config)
         connect(self.address)
         share_dataset(self.data)
-        return self
 
-    def _train_all(self, to_train: dict[str, Architecture], on_epoch: EpochCallback | None, record: Record) -> None:
+    def run(self, networks: Mapping[str, Architecture], record: Record, on_epoch: EpochCallback | None = None) -> None:
         ray = connect(self.address)
         box = [share_dataset(self.data)]
         shared = self.device.type == "cuda" and self.task_gpus < 1  # beside other trainings on one GPU
-        alone = self._run(ray, box, to_train, record, self.task_gpus, hold_out_of_memory=shared)
+        alone = self._run(ray, box, networks, record, self.task_gpus, hold_out_of_memory=shared)
         if alone:  # out of memory on a shared GPU: once more on a whole GPU each, after the batch
             self._run(ray, box, alone, record, 1.0)
 
@@ -306,30 +290,30 @@ class RayEvaluator(TrainingEvaluator):
         self,
         ray: Any,
         box: list,
-        to_train: dict[str, Architecture],
+        networks: Mapping[str, Architecture],
         record: Record,
         gpus: float,
         *,
         hold_out_of_memory: bool = False,
     ) -> dict[str, Architecture]:
-        """Train ``to_train`` as tasks on ``gpus`` GPUs each and record the rewards; with ``hold_out_of_memory``
+        """Train ``networks`` as tasks on ``gpus`` GPUs each and record the rewards; with ``hold_out_of_memory``
         return the networks that ran out of memory instead of recording them."""
         task = _remote_task().options(
             num_cpus=self.task_cpus, num_gpus=gpus, max_retries=self.max_retries, name="nasgym-train"
         )
         pending = {
             task.remote(box, self.config, self.device.type, network): (key, network)
-            for key, network in to_train.items()
+            for key, network in networks.items()
         }
         held: dict[str, Architecture] = {}
-        quiet = True if len(to_train) < 2 else None  # None: tqdm shows the bar on a terminal only
+        quiet = True if len(networks) < 2 else None  # None: tqdm shows the bar on a terminal only
         try:
-            with tqdm(total=len(to_train), desc="training on ray", unit="net", disable=bars_disabled(quiet)) as bar:
+            with tqdm(total=len(networks), desc="training on ray", unit="net", disable=bars_disabled(quiet)) as bar:
                 while pending:
                     done, _ = ray.wait(list(pending), num_returns=1)
                     key, network = pending.pop(done[0])
                     evaluation = self._result(ray, done[0], network)
-                    if hold_out_of_memory and self._out_of_memory(evaluation):
+                    if hold_out_of_memory and out_of_memory(evaluation):
                         held[key] = network
                     else:
                         record(key, network, evaluation)
@@ -354,6 +338,59 @@ class RayEvaluator(TrainingEvaluator):
             ) from error
 
 
+class RayEvaluator(CachedEvaluator):
+    """The reward layer over a ``RayExecutor``: each network trains as a Ray task; the cache, claims and answers
+    stay in this process. ``concurrency`` is whatever the cluster's resources allow."""
+
+    executor: RayExecutor
+
+    def __init__(
+        self,
+        data: ImageData,
+        config: TrainConfig = TrainConfig(),
+        device: str | torch.device = "auto",
+        cache: RewardCache | str | Path | None = None,
+        *,
+        address: str | None = None,
+        task_cpus: float = 1.0,
+        task_gpus: float = 0.0,
+        max_retries: int = 3,
+    ):
+        executor = RayExecutor(
+            data, config, device, address=address, task_cpus=task_cpus, task_gpus=task_gpus, max_retries=max_retries
+        )
+        super().__init__(data, config, executor.device, executor, cache)
+        self._local: ChildTrainer | None = None
+
+    @classmethod
+    def from_config(
+        cls, config: EnvConfig, train_config: TrainConfig, concurrency: int = 1, data: ImageData | None = None
+    ) -> RayEvaluator:
+        require_ray()  # before the dataset is loaded: a missing extra fails in a moment
+        compute = config.compute
+        return cls(
+            data or load_data(config),
+            train_config,
+            config.device,
+            cache_path_of(config),
+            address=compute.ray_address,
+            task_cpus=compute.ray_task_cpus,
+            task_gpus=compute.ray_task_gpus,
+            max_retries=compute.ray_max_retries,
+        )
+
+    @property
+    def trainer(self) -> ChildTrainer:
+        """A trainer in this process, built on first use, for trainings that bypass the reward layer (``nasgym final``'s
+        baseline, which is no network of the space); the networks themselves train on the cluster."""
+        if self._local is None:
+            self._local = ChildTrainer(self.data, self.config, self.device)
+        return self._local
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_local": None}  # the dataset placed on a device: placed again where it is used
+
+
 def learning_curves(
     jobs: list[tuple[Architecture, int]], data: ImageData, config: EnvConfig, train_config: TrainConfig
 ) -> Iterator[tuple[Architecture, int, LearningCurve]]:
@@ -361,7 +398,7 @@ def learning_curves(
     table's build spread over a cluster)."""
     compute = config.compute
     ray = connect(compute.ray_address)
-    device = RayEvaluator(data, train_config, config.device, None, task_gpus=compute.ray_task_gpus).device.type
+    device = ray_device(config.device, compute.ray_task_gpus).type
     task = _remote_task().options(
         num_cpus=compute.ray_task_cpus,
         num_gpus=compute.ray_task_gpus,

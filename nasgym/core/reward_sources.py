@@ -1,7 +1,10 @@
 """Where ``NAS-v0``'s rewards come from: one evaluator factory per ``reward_source``, found by name.
 
-A new reward source is one module with an evaluator (``nasgym.core.evaluator.Evaluator``) and a line here. The
-factories sit above the evaluators they build, so no evaluator module imports another's.
+A new reward source is one module with an evaluator (``nasgym.core.evaluator.Evaluator``) and a line here: rewards
+worth caching are ``CachedEvaluator``, the reward layer, over an executor of the module's own
+(``nasgym.core.executors.Executor``: ``RayEvaluator`` is one); others implement the protocol on ``EvaluatorBase``
+(weight sharing, table, surrogate). The factories sit above the evaluators they build, so a reward source's module
+imports only the evaluator base and executors, never another source's.
 """
 
 from __future__ import annotations

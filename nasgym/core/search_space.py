@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -84,6 +85,8 @@ class Architecture:
     """A chain network as the sequence of actions that built it (the terminal action included if taken)."""
 
     actions: tuple[int, ...]
+    space: ClassVar[str] = "chain"
+    """The search space this network is of (``nasgym.core.spaces``), which the evaluator and trainer look up."""
 
     def __post_init__(self) -> None:
         for position, action in enumerate(self.actions):

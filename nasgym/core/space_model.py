@@ -21,6 +21,9 @@ from nasgym.core.search_space import N_ACTIONS, Architecture, layer_indices, nsc
 class SpaceModel(ABC):
     """A search space as agents see it. Observations may carry any leading batch dimensions."""
 
+    name: str
+    """The space's registry name (``nasgym.core.spaces``): an agent with a controller of its own for one space keys
+    on it instead of on a class."""
     n_actions: int
     """Size of the ``Discrete`` action space."""
     max_steps: int
@@ -61,6 +64,8 @@ class SpaceModel(ABC):
 
 class ChainSpaceModel(SpaceModel):
     """``NAS-v0``'s chain space for an image size, a layer budget and an observation encoding."""
+
+    name = "chain"
 
     def __init__(self, image_size: int, max_layers: int, observation: str = "nsc"):
         self.image_size = image_size

@@ -1,62 +1,93 @@
-"""The environments a search runs by name (``--env``), and what runners need to know that differs between them."""
+"""The environments a search runs by name (``--env``), and what runners need to know that differs between them.
+
+Every answer comes from the environment's search space (``nasgym.core.spaces``), so a new space's environment
+is known here once its space is registered."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
-from nasgym.core import settings
-from nasgym.core.config import EnvConfig, make_configs
-from nasgym.core.errors import ConfigError
-from nasgym.core.search_space import Architecture
+from nasgym.core import settings, spaces
+from nasgym.core.config import EnvConfig
 from nasgym.core.training import TrainConfig
-from nasgym.core.zophle import config as zophle_config
-from nasgym.core.zophle.space import is_zophle_text
 
-NAS_V0, ZOPHLE = "NAS-v0", "NAS-ZophLe-v0"
-ENV_IDS = (NAS_V0, ZOPHLE)
+NAS_V0 = spaces.get(spaces.DEFAULT).env_id
+"""The default environment (the chain space's)."""
+ZOPHLE = spaces.get("zophle").env_id
+"""Zoph & Le's environment, which the command line's ``--layers``/``--strides`` group names."""
+ENV_IDS = spaces.env_ids()
+"""The environments of the spaces registered when this module was imported (``check_env_id`` asks the registry)."""
 
 
 def check_env_id(env_id: str) -> str:
-    if env_id not in ENV_IDS:
-        raise ConfigError(f"unknown environment {env_id!r}; known: {', '.join(ENV_IDS)}")
+    spaces.of_env(env_id)  # a ConfigError naming the known ones
     return env_id
 
 
 def configs(env_id: str, options: dict[str, Any]) -> tuple[EnvConfig, TrainConfig]:
     """The environment and child-training settings ``gym.make(env_id, **options)`` uses, checked."""
-    if check_env_id(env_id) == ZOPHLE:
-        _, env_config, train_config = zophle_config.make_configs(options)
-        return env_config, train_config
-    return make_configs(options)
+    _, env_config, train_config = spaces.of_env(env_id).make_configs(options)
+    return env_config, train_config
 
 
 def flat_settings(env_id: str, options: dict[str, Any]) -> dict[str, Any]:
     """Every keyword of ``env_id`` with its default filled in, as one flat dictionary."""
-    env_config, train_config = configs(env_id, options)
+    space = spaces.of_env(env_id)
+    own, env_config, train_config = space.make_configs(options)
     values = {**settings.flatten(env_config), **settings.flatten(train_config)}
-    if env_id == ZOPHLE:
-        own, _, _ = zophle_config.make_configs(options)
-        values = {key: value for key, value in values.items() if key not in zophle_config.CHAIN_ONLY}
+    values = {key: value for key, value in values.items() if key not in space.refused_keywords}
+    if own is not None:
         values.update(settings.flatten(own))
     return values
 
 
 def own_settings(env_id: str) -> list[settings.Setting]:
     """The keywords only ``env_id`` has (none for NAS-v0)."""
-    return settings.settings_of(zophle_config.ZophLeConfig) if env_id == ZOPHLE else []
+    return spaces.of_env(env_id).own_settings()
+
+
+def _foreign(env_id: str) -> set[str]:
+    """Keywords ``env_id`` refuses: NAS-v0's that its space has no use for, and the other spaces' own."""
+    space = spaces.of_env(env_id)
+    mine = {s.name for s in space.own_settings()}
+    others = {s.name for name in spaces.names() if name != space.name for s in spaces.get(name).own_settings()}
+    return set(space.refused_keywords) | (others - mine)
 
 
 def accepted(env_id: str, options: dict[str, Any]) -> dict[str, Any]:
-    """``options`` without the keywords only the other environment has: a protocol written for NAS-v0 (its
+    """``options`` without the keywords only another environment has: a protocol written for NAS-v0 (its
     ``observation``, say) then serves NAS-ZophLe-v0 too, while keywords a user gives still reach the env and fail."""
-    if env_id == ZOPHLE:
-        return {k: v for k, v in options.items() if k not in zophle_config.CHAIN_ONLY}
-    own = {s.name for s in own_settings(ZOPHLE)}
-    return {k: v for k, v in options.items() if k not in own}
+    foreign = _foreign(env_id)
+    return {k: v for k, v in options.items() if k not in foreign}
+
+
+def command_line_options(env_id: str, values: dict[str, Any], typed: Collection[str]) -> dict[str, Any]:
+    """The flags' ``values`` that ``env_id`` takes: ``accepted``'s, and a default that the env fixes to another
+    value dropped (NAS-v0's ``reward``); a flag the user ``typed`` always reaches the env, which may say no."""
+    foreign = _foreign(env_id)
+    values = {k: v for k, v in values.items() if k in typed or k not in foreign}
+    for name, value in spaces.of_env(env_id).fixed_keywords.items():
+        if name in values and name not in typed and values[name] != value:
+            del values[name]
+    return values
+
+
+def has_curriculum(env_id: str) -> bool:
+    """Whether ``env_id``'s depth can grow during a search (``set_depth``)."""
+    return spaces.of_env(env_id).has_curriculum
+
+
+def curriculum_env_ids() -> tuple[str, ...]:
+    """The environments a curriculum applies to."""
+    return tuple(env_id for env_id in spaces.env_ids() if has_curriculum(env_id))
+
+
+def has_vector_env(env_id: str) -> bool:
+    """Whether ``env_id`` runs ``num_envs`` copies as one batched vector env."""
+    return spaces.of_env(env_id).has_vector_env
 
 
 def network_name(architecture: str) -> str:
     """The network an architecture string's reward belongs to (a chain's terminal layer dropped)."""
-    if is_zophle_text(architecture):
-        return architecture
-    return str(Architecture.parse(architecture).network)
+    return spaces.of_text(architecture).network_name(architecture)

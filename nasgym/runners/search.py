@@ -31,7 +31,7 @@ from nasgym.core.config import BackendConfig
 from nasgym.core.errors import ConfigError, NasGymError
 from nasgym.core.protocols import DEFAULT_PROTOCOL
 from nasgym.runners.curriculum import Curriculum
-from nasgym.runners.envs import NAS_V0, ZOPHLE, check_env_id, flat_settings
+from nasgym.runners.envs import NAS_V0, check_env_id, curriculum_env_ids, flat_settings, has_curriculum
 from nasgym.runners.episode_log import EpisodeLogger, ProgressLog, VectorEpisodeLogger
 from nasgym.runners.experiments.plots import plot_search, reward_label
 from nasgym.runners.run_folder import EpisodeRow, RunFolder
@@ -212,8 +212,9 @@ def run_search(
 def _curriculum(settings: SearchSettings, agent_config: Any) -> Curriculum | None:
     if settings.curriculum is None:
         return None
-    if settings.env != ZOPHLE:
-        raise ConfigError(f"a curriculum grows the depth of {ZOPHLE}'s networks; {settings.env} has none")
+    if not has_curriculum(settings.env):
+        growing = " or ".join(curriculum_env_ids())
+        raise ConfigError(f"a curriculum grows the depth of {growing}'s networks; {settings.env} has none")
     return Curriculum.of(settings.curriculum)
 
 

@@ -69,7 +69,13 @@ def common_defaults(each: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 class TableEvaluator:
-    """Rewards looked up in a ``Table``; a network it does not hold is a ``TableError`` naming its coverage."""
+    """Rewards looked up in a ``Table``; a network it does not hold is a ``TableError`` naming its coverage.
+
+    It implements the ``Evaluator`` protocol directly, not through the reward layer (``CachedEvaluator``): it is an
+    executor of another kind, whose every answer is already known, so there is nothing to cache, claim or wait for
+    (``cached`` is the answer itself). It writes the protocol's members out rather than inherit ``EvaluatorBase``
+    because ``config`` imports this module (``table_defaults``) and the evaluator module imports ``config``.
+    """
 
     stationary = True
 
@@ -91,6 +97,7 @@ class TableEvaluator:
         """Nothing to close: the table is in memory."""
 
     def cached(self, architecture: Architecture) -> Evaluation | None:
+        """Every answer is known without training."""
         return self.evaluate([architecture])[0]
 
     def state_dict(self) -> None:

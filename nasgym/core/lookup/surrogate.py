@@ -20,6 +20,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 
 from nasgym.core.errors import ConfigError
 from nasgym.core.evaluation import Evaluation, EvaluationStats
+from nasgym.core.evaluator import EvaluatorBase
 from nasgym.core.lookup.source import check_compatible, open_table
 from nasgym.core.lookup.table import Table
 from nasgym.core.network import NetworkConfig, flops, parameter_count
@@ -100,10 +101,13 @@ def fitted(table: Table, epochs: int) -> Surrogate:
     return _FITTED[key]
 
 
-class SurrogateEvaluator:
-    """Rewards predicted by a ``Surrogate`` of a table, with the table's seed noise."""
+class SurrogateEvaluator(EvaluatorBase):
+    """Rewards predicted by a ``Surrogate`` of a table, with the table's seed noise.
 
-    stationary = True
+    Like ``TableEvaluator`` it implements the ``Evaluator`` protocol directly: an executor of another kind, whose
+    answers are a seeded function of the network computed in moments, so nothing is cached, claimed or waited for
+    (``cached`` is the prediction itself).
+    """
 
     def __init__(self, table: Table, config: Any, train_config: TrainConfig = TrainConfig()):
         check_compatible(table, config, train_config)
@@ -120,20 +124,9 @@ class SurrogateEvaluator:
     def from_config(cls, config: Any, train_config: TrainConfig, data: Any = None) -> SurrogateEvaluator:
         return cls(open_table(config.dataset, config.table_path), config, train_config)
 
-    def prepare(self) -> SurrogateEvaluator:
-        return self
-
-    def close(self) -> None:
-        """Nothing to close: the models are in memory."""
-
     def cached(self, architecture: Architecture) -> Evaluation | None:
+        """Every answer is known without training."""
         return self.evaluate([architecture])[0]
-
-    def state_dict(self) -> None:
-        """No state: rewards depend on the network and the settings alone (``stationary``)."""
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Nothing to load."""
 
     def evaluate(
         self, architectures: Sequence[Architecture], on_epoch: EpochCallback | None = None

@@ -35,18 +35,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nasgym.core import spaces
 from nasgym.core.datasets import ImageData
 from nasgym.core.errors import ConfigError
 from nasgym.core.evaluation import Evaluation
-from nasgym.core.network import build_network, parameter_count, to_device
+from nasgym.core.network import to_device
 from nasgym.core.search_space import Architecture
 from nasgym.core.training.config import TrainConfig
 from nasgym.core.training.cuda_graphs import CAPTURE_LOCK, GraphCaptureError, GraphedStep, capture_failure
 from nasgym.core.training.device import is_out_of_memory, limit_threads, memory_bytes, resolve_device, retained_heap
 from nasgym.core.training.split import split_for
 from nasgym.core.training.streams import STREAM_POOL_SIZE, THREAD_STREAMS
-from nasgym.core.zophle import network as zophle_network
-from nasgym.core.zophle.space import ZophLeArchitecture
 
 EVAL_BATCH_SIZE = {"cuda": 1024, "cpu": 256}
 """Images per evaluation forward pass; on the CPU a smaller batch was as fast and needs a quarter of the memory."""
@@ -136,24 +135,12 @@ class ChildTrainer:
         """Train ``architecture`` from scratch; a NaN loss or running out of memory is a failed Evaluation (reward
         0 with the reason), never an exception."""
         network = architecture.network
-        if isinstance(network, ZophLeArchitecture):  # Zoph & Le's space builds its own child network
-            layers = network.layers
-            count = zophle_network.parameter_count(layers, self.data.n_classes)
-            return self.train_model(
-                str(network),
-                lambda _dropout: zophle_network.ZophLeNetwork(
-                    layers, self.data.n_classes, self.data.image_size, self.config.network
-                ),
-                count,
-                on_epoch,
-                curve,
-            )
-        parameters = parameter_count(network, self.data.n_classes, self.data.image_size, self.config.network)
+        space = spaces.of(network)  # each search space builds and counts its own child network
+        n_classes, image_size, config = self.data.n_classes, self.data.image_size, self.config.network
+        parameters = space.parameter_count(network, n_classes, image_size, config)
 
         def build(dropout_generator: torch.Generator) -> nn.Module:
-            return build_network(
-                network, self.data.n_classes, self.data.image_size, self.config.network, 3, dropout_generator
-            )
+            return space.build(network, n_classes, image_size, config, 3, dropout_generator)
 
         return self.train_model(str(network), build, parameters, on_epoch, curve)
 
@@ -278,6 +265,15 @@ class ChildTrainer:
             failure, scores = self._fit(model, graphs, dropout_generator, on_epoch, curve)
             accuracy = 0.0 if failure else max(scores) ** self.config.reward_exponent
         return failure, accuracy
+
+    def inputs(self, images_uint8: torch.Tensor) -> torch.Tensor:
+        """Placed images (``train_x``, ``eval_x`` rows) as a model here takes them: other trainings of these data
+        (the shared weights) feed their models exactly as a child's training does."""
+        return self._inputs(images_uint8)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The precision context a child's steps run in (bf16 autocast or none), for other trainings of these data."""
+        return self._autocast()
 
     def _inputs(self, images_uint8: torch.Tensor) -> torch.Tensor:
         return images_uint8.contiguous(memory_format=torch.channels_last).float().div_(255.0)

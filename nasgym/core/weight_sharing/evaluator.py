@@ -7,6 +7,11 @@ gets two answers, because the weights moved in between: rewards are neither memo
 cache, and ``info["reward_source"]`` is ``"weight_sharing"``. The whole state (weights, optimiser, the minibatch
 generator, the warm-up done) is ``state_dict()``, which a search's checkpoint holds, so a resumed search continues
 with exactly the weights it stopped with.
+
+It implements the ``Evaluator`` protocol directly rather than through the reward layer (``CachedEvaluator``): it is
+an executor of another kind, whose answers are not functions of the network and so are never cached, memoised or
+claimed. It reuses a ``ChildTrainer`` for its split and placed data, through the trainer's public members
+(``train_x``/``eval_x`` rows, ``inputs``, ``autocast``), so its images and precision are the trained reward's.
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from nasgym.core.datasets import ImageData
-from nasgym.core.evaluation import Evaluation
-from nasgym.core.evaluator import PROGRESS_AFTER_SECONDS, EvaluationStats, EvaluatorBase, checked, load_data
+from nasgym.core.evaluation import Evaluation, EvaluationStats
+from nasgym.core.evaluator import EvaluatorBase, checked, load_data
+from nasgym.core.executors import PROGRESS_AFTER_SECONDS
 from nasgym.core.network import parameter_count
 from nasgym.core.progress import bars_disabled
 from nasgym.core.sampling import random_network
@@ -142,8 +148,8 @@ class WeightSharingEvaluator(EvaluatorBase):
             self.optimizer.add_param_group({"params": list(head.parameters())})
         return key
 
-    def _autocast(self):
-        return self.trainer._autocast() if self.device.type == "cuda" else contextlib.nullcontext()
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        return self.trainer.autocast() if self.device.type == "cuda" else contextlib.nullcontext()
 
     def train_steps(self, network: Architecture, steps: int) -> str:
         """Train the shared weights on ``steps`` minibatches through ``network``; a failure's reason, or ''."""
@@ -153,7 +159,7 @@ class WeightSharingEvaluator(EvaluatorBase):
         for _ in range(steps):
             rows = torch.randperm(trainer.n_train, generator=self.generator)[:batch].to(self.device)
             with self._autocast():
-                logits = self.supernet.logits(network, trainer._inputs(trainer.train_x[rows]), head)
+                logits = self.supernet.logits(network, trainer.inputs(trainer.train_x[rows]), head)
                 loss = F.cross_entropy(logits.float(), trainer.train_y[rows])
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -173,7 +179,7 @@ class WeightSharingEvaluator(EvaluatorBase):
         for start in range(0, size, self.config.batch_size):
             end = min(size, start + self.config.batch_size)
             with self._autocast():
-                logits = self.supernet.logits(network, trainer._inputs(trainer.eval_x[start:end]), head)
+                logits = self.supernet.logits(network, trainer.inputs(trainer.eval_x[start:end]), head)
             correct += int((logits.argmax(dim=1) == trainer.eval_y[start:end]).sum())
         return correct / size
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -85,8 +86,8 @@ class ZophLeArchitecture:
 
     actions: tuple[int, ...]
     strides: bool = True
-    space = "zophle"
-    """Names the space in reward cache keys (a chain network's key has no space, so NAS-v0 keys stay as they were)."""
+    space: ClassVar[str] = "zophle"
+    """The search space this network is of (``nasgym.core.spaces``); also its reward keys' ``space`` field."""
 
     def __post_init__(self) -> None:
         for position, action in enumerate(self.actions):

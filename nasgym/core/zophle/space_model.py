@@ -30,6 +30,8 @@ class ZophLeSpaceModel(SpaceModel):
     see the change.
     """
 
+    name = "zophle"
+
     def __init__(self, layers: int, max_layers: int, strides: bool = True):
         self.strides = strides
         self.max_layers = max_layers

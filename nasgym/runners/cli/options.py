@@ -21,8 +21,7 @@ from nasgym.core.config import LOOKUP_SOURCES, SETTINGS_CLASSES
 from nasgym.core.errors import ConfigError
 from nasgym.core.protocols import DEFAULT_PROTOCOL, Protocol, protocol, protocol_names
 from nasgym.core.ray_backend import check_reachable
-from nasgym.core.zophle.config import CHAIN_ONLY
-from nasgym.runners.envs import ENV_IDS, NAS_V0, ZOPHLE, own_settings
+from nasgym.runners.envs import ENV_IDS, NAS_V0, ZOPHLE, command_line_options, own_settings
 from nasgym.runners.experiments.parallel import RUNS_AT_ONCE
 
 FLAG_NAMES = {"seed": "--train-seed"}
@@ -169,12 +168,7 @@ def env_options(
     typed = given(args)
     values.update({name: value for name, value in (protocol_env or {}).items() if name not in typed})
     # Each environment gets its own keywords; another's given on the command line reach it, and it says no.
-    if getattr(args, "env", NAS_V0) == ZOPHLE:
-        values = {k: v for k, v in values.items() if k in typed or k not in CHAIN_ONLY}
-        if values.get("reward") == "per_step" and "reward" not in typed:
-            del values["reward"]
-    else:
-        values = {k: v for k, v in values.items() if k in typed or k not in own}
+    values = command_line_options(getattr(args, "env", NAS_V0), values, typed)
     if getattr(args, "ray", None) is not None:
         values["backend"] = "ray"
         if args.ray:
