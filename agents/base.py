@@ -12,6 +12,10 @@ env); ``learn(total_steps)`` counts the steps of all copies and, as in stable-ba
 more to finish its last vector step. Per-copy state (meta-A2C's memories, REINFORCE's batch) is in the checkpoint;
 the copies' unfinished episodes are not, but ``reset()`` answers with them where the env puts them back (a resumed
 ``nasgym search`` does), so such a search resumes exactly.
+
+Every agent has one way to act, over copies: a plain env is wrapped once, in ``Agent.__init__``, as a vector env of
+one copy (``OneEnv``, as stable-baselines3 wraps one in a ``DummyVecEnv``), so ``learn`` and ``play`` have one loop
+each and a plain env's run is the one-copy run of the same seed.
 """
 
 from __future__ import annotations
@@ -26,13 +30,14 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 import torch
+from gymnasium.vector.utils import batch_space, concatenate, create_empty_array
 
 from agents import checkpoint
 from agents.hyperparameters import validate
 from nasgym.core import settings
 from nasgym.core.errors import ConfigError
 from nasgym.core.space_model import SpaceModel
-from nasgym.core.vector_env import copy_info
+from nasgym.core.vector_env import HOLD, add_info, copy_info
 
 StepCallback = Callable[[dict[str, Any]], "bool | None"]
 """Called after every environment step with ``{"step", "reward", "terminated", "info", "env"}``; False stops.
@@ -67,22 +72,25 @@ class Agent(ABC):
         if config is not None:
             self._checked(lambda: validate(self.config))  # a config object may have changed since it was made
         self.env = env
+        """The environment as given: a plain env or a vector env."""
         self.space = self.space_of(env)
         """What the agent knows of the search space from observations alone (``nasgym.core.space_model``)."""
         self.num_timesteps = 0
         """Environment steps learned from (``play`` does not count)."""
         self.update_listener: UpdateListener | None = None
-        self._observation: np.ndarray | None = None  # of the unfinished episode; None: reset before the next step
+        self._observation: np.ndarray | None = None  # the copies' of their unfinished episodes; None: reset first
         self._episode_owner: str | None = None  # "learn" or "play": switching between them starts a new episode
         self.vectorized = is_vector(env)
-        """The env is a vector env (of any number of copies, one included)."""
-        self.num_envs = env.num_envs if self.vectorized else 1
-        """Episodes run at once: the copies of a vector env, 1 for a plain env."""
+        """The env given is a vector env (of any number of copies, one included)."""
         if self.vectorized and env.metadata.get("autoreset_mode") != gym.vector.AutoresetMode.SAME_STEP:
             raise ConfigError(
                 f"{self.name} runs vector envs that reset a copy in the step that ends its episode: make it with "
                 "autoreset_mode=gymnasium.vector.AutoresetMode.SAME_STEP"
             )
+        self.vec_env: gym.vector.VectorEnv = env if self.vectorized else OneEnv(env)
+        """What the agent steps: ``env`` itself, or a plain ``env`` as a vector env of one copy."""
+        self.num_envs = self.vec_env.num_envs
+        """Episodes run at once: the copies of a vector env, 1 for a plain env."""
 
     @classmethod
     def space_of(cls, env: gym.Env) -> SpaceModel:
@@ -133,14 +141,16 @@ class Agent(ABC):
         return self._play(step_count(total_steps), callback, deterministic)
 
     def _play(self, total_steps: int, callback: StepCallback | None, deterministic: bool) -> Agent:
-        """``play`` after its argument was checked; agents with their own way of acting override this."""
-        if self.vectorized:
-            return self._play_vector(total_steps, callback, deterministic)
-        state = None
-        for step in range(1, total_steps + 1):
-            action, state = self.predict(self._current_observation("play"), state, deterministic)
-            reward, done, info = self._env_step(action)
-            if not self._notify(callback, step, reward, done, info):
+        """``play`` after its argument was checked; agents with their own way of acting override this. Each copy's
+        ``predict`` state is passed back to it within the call."""
+        step, states = 0, [None] * self.num_envs
+        while step < total_steps:
+            observations = self._observations("play")
+            acted = [self.predict(obs, state, deterministic) for obs, state in zip(observations, states, strict=True)]
+            states = [state for _, state in acted]
+            rewards, dones, infos = self._env_step([action for action, _ in acted])
+            step += self.num_envs
+            if not self._notify_copies(callback, step - self.num_envs, rewards, dones, infos):
                 break
         return self
 
@@ -171,7 +181,7 @@ class Agent(ABC):
             "format": checkpoint.FORMAT,
             "config": dataclasses.asdict(self.config),
             "num_timesteps": int(self.num_timesteps),
-            "observation_shape": tuple(int(side) for side in single_space(self.env).shape),
+            "observation_shape": tuple(int(side) for side in self.vec_env.single_observation_space.shape),
             "state": self.state_dict(),
             "metadata": metadata or {},
         }
@@ -203,20 +213,6 @@ class Agent(ABC):
         """Valid actions, computed from the observation alone (so ``predict`` needs no live env)."""
         return self.space.masks(observation)
 
-    def _current_observation(self, owner: str) -> np.ndarray:
-        """The observation to act on: the unfinished episode's, or a new episode's."""
-        if self._observation is None or self._episode_owner != owner:
-            self._observation, _ = self.env.reset()
-            self._episode_owner = owner
-        return self._observation
-
-    def _env_step(self, action: int) -> tuple[float, bool, dict[str, Any]]:
-        """Step the environment; remember the observation unless the episode ended."""
-        observation, reward, terminated, truncated, info = self.env.step(int(action))
-        done = bool(terminated or truncated)
-        self._observation = None if done else observation
-        return float(reward), done, info
-
     def _report(self, metrics: dict[str, float]) -> None:
         """Publish one update's metrics (the search writes them to progress.csv and TensorBoard)."""
         if self.update_listener is not None:
@@ -230,34 +226,28 @@ class Agent(ABC):
         event = {"step": step, "reward": reward, "terminated": done, "info": info, "env": env}
         return callback(event) is not False
 
-    # -- vector envs ------------------------------------------------------------------------------------
-    def _vector_observations(self, owner: str) -> np.ndarray:
+    def _observations(self, owner: str) -> np.ndarray:
         """The copies' observations: of their unfinished episodes, or (first, or after a switch between learn and
         play) those ``reset()`` gives, which a resumed search's env answers with the episodes it put back."""
         if self._observation is None or self._episode_owner != owner:
-            self._observation, _ = self.env.reset()
+            self._observation, _ = self.vec_env.reset()
             self._episode_owner = owner
         return self._observation
 
-    def _vector_step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
-        """Step every copy (``nasgym.core.vector_env.HOLD`` leaves one as it is): rewards, episode ends, per-copy
-        infos (of the step that ended an episode, not of the reset that followed)."""
-        observations, rewards, terminated, truncated, infos = self.env.step(np.asarray(actions))
+    def _env_step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        """Step every copy (``HOLD`` leaves one as it is): rewards, episode ends, per-copy infos (of the step that
+        ended an episode, not of the reset that followed)."""
+        observations, rewards, terminated, truncated, infos = self.vec_env.step(np.asarray(actions))
         self._observation = observations
         infos = [copy_info(infos, copy) for copy in range(self.num_envs)]
         return np.asarray(rewards, dtype=float), np.logical_or(terminated, truncated), infos
 
-    def _play_vector(self, total_steps: int, callback: StepCallback | None, deterministic: bool) -> Agent:
-        """``play`` over the copies, for agents whose ``predict`` needs no state between steps."""
-        step = 0
-        while step < total_steps:
-            observations = self._vector_observations("play")
-            actions = [self.predict(observation, None, deterministic)[0] for observation in observations]
-            rewards, dones, infos = self._vector_step(actions)
-            step += self.num_envs
-            if not self._notify_copies(callback, step - self.num_envs, rewards, dones, infos):
-                return self
-        return self
+    def _prefetch(self, episodes: list[list[int]]) -> None:
+        """Ask the env for every reward these episodes will need as one batch, where it can (``prefetch``); each
+        step then reads its answer, and a concurrent evaluator trains the networks side by side."""
+        prefetch = getattr(self.vec_env.unwrapped, "prefetch", None)
+        if episodes and prefetch is not None:
+            prefetch(episodes)
 
     def _notify_copies(
         self, callback: StepCallback | None, steps_before: int, rewards: Any, dones: Any, infos: list[dict]
@@ -288,3 +278,74 @@ def is_vector(env: Any) -> bool:
 def single_space(env: gym.Env | gym.vector.VectorEnv) -> gym.Space:
     """The observation space of one episode, of a plain env or of a vector env's copies."""
     return env.single_observation_space if is_vector(env) else env.observation_space
+
+
+class OneEnv(gym.vector.VectorEnv):
+    """A plain env as a vector env of one copy, so agents have one way to act (stable-baselines3's ``DummyVecEnv``).
+
+    It behaves as ``NASVectorEnv`` in ``AutoresetMode.SAME_STEP`` does for the agents: the step that ends the episode
+    resets the env and answers with the new episode's observation (the final one and the step's info under
+    ``final_obs`` and ``final_info``), ``HOLD`` leaves the env as it is, the infos are stacked as Gymnasium's vector
+    envs stack them, and ``prefetch``, ``action_masks`` and ``get_attr`` reach the env through its wrappers.
+    """
+
+    def __init__(self, env: gym.Env):
+        self.env = env
+        self.num_envs = 1
+        self.metadata = {**env.metadata, "autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
+        self.render_mode = env.render_mode
+        self.single_observation_space = env.observation_space
+        self.single_action_space = env.action_space
+        self.observation_space = batch_space(env.observation_space, 1)
+        self.action_space = batch_space(env.action_space, 1)
+        self._last: Any = None  # the env's latest observation, which HOLD answers with
+
+    def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None):
+        """``env.reset`` (a list of seeds has one, for the one copy), its info stacked."""
+        seed = seed[0] if isinstance(seed, (list, tuple)) else seed
+        self._last, info = self.env.reset(seed=seed, options=options)
+        return self._stacked(), add_info({}, info, 0, 1)
+
+    def step(self, actions: Any):
+        """``env.step`` of the one action, resetting the env when the episode ends."""
+        (action,) = np.asarray(actions).reshape(1).tolist()
+        if action == HOLD:
+            return self._stacked(), np.zeros(1), np.zeros(1, dtype=np.bool_), np.zeros(1, dtype=np.bool_), {}
+        observation, reward, terminated, truncated, info = self.env.step(action)
+        infos: dict[str, Any] = {}
+        if terminated or truncated:
+            infos = add_info(infos, {"final_obs": observation, "final_info": info}, 0, 1)
+            observation, info = self.env.reset()
+        self._last = observation
+        infos = add_info(infos, info, 0, 1)
+        return (
+            self._stacked(),
+            np.array([reward], dtype=np.float64),
+            np.array([terminated]),
+            np.array([truncated]),
+            infos,
+        )
+
+    def _stacked(self) -> Any:
+        return concatenate(
+            self.single_observation_space, [self._last], create_empty_array(self.single_observation_space, 1)
+        )
+
+    def get_attr(self, name: str) -> tuple[Any, ...]:
+        return (self.env.get_wrapper_attr(name),)
+
+    def call(self, name: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        function = self.env.get_wrapper_attr(name)
+        return (function(*args, **kwargs) if callable(function) else function,)
+
+    def action_masks(self) -> np.ndarray:
+        """``(1, n_actions)``: the env's valid actions."""
+        return np.stack([self.env.get_wrapper_attr("action_masks")()])
+
+    @property
+    def prefetch(self) -> Callable[[list[list[int]]], None]:
+        """The env's ``prefetch`` (an AttributeError where it has none, so ``getattr(..., None)`` finds none)."""
+        return self.env.get_wrapper_attr("prefetch")
+
+    def render(self) -> tuple[Any, ...]:
+        return (self.env.render(),)

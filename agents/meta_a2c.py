@@ -119,15 +119,24 @@ class MetaA2C(Agent):
             self.network.parameters(), lr=cfg.learning_rate, alpha=cfg.rmsprop_alpha, eps=cfg.rmsprop_eps
         )
         self.generator = torch.Generator().manual_seed(cfg.seed)
-        self.trial_state = self.initial_state()  # the trial's memory: what learn and play act from
-        self.rollout = Rollout()
         self._reset_copies()
 
     def _reset_copies(self) -> None:
-        """With a vector env: each copy's trial state and rollout, and whether its episode is unfinished."""
+        """Each copy's trial state (its memory: what learn and play act from) and rollout, and whether its episode
+        is unfinished."""
         self.trial_states = [self.initial_state() for _ in range(self.num_envs)]
         self.rollouts = [Rollout() for _ in range(self.num_envs)]
         self.mid_episode = [False] * self.num_envs
+
+    @property
+    def trial_state(self) -> MetaA2CState:
+        """Copy 0's trial state: the trial's, with a plain env."""
+        return self.trial_states[0]
+
+    @property
+    def rollout(self) -> Rollout:
+        """Copy 0's rollout: the rollout, with a plain env."""
+        return self.rollouts[0]
 
     def initial_state(self) -> MetaA2CState:
         zeros = torch.zeros(1, self.config.hidden_size)
@@ -136,7 +145,6 @@ class MetaA2C(Agent):
     def reset_trial(self) -> None:
         """Start a new trial (e.g. a new dataset): clear the memory; an unfinished rollout is dropped."""
         super().reset_trial()
-        self.trial_state, self.rollout = self.initial_state(), Rollout()
         self._reset_copies()
 
     @classmethod
@@ -196,73 +204,13 @@ class MetaA2C(Agent):
         state = state.observe(reward)
         return self._episode_end(state) if done else state
 
-    def _begin_step(self, owner: str) -> np.ndarray:
-        """The observation to act on. An episode abandoned unfinished (a switch between learn and play, a
-        reload) counts as ended: no return bootstraps across it. A rollout that ``play`` interrupted is
-        learned from at once, as it cannot continue from the memory play left."""
-        if self._observation is None or self._episode_owner != owner:
-            if self.rollout.dones and not self.rollout.dones[-1]:
-                self.rollout.dones[-1] = self.rollout.cuts[-1] = True
-            if self._observation is not None:
-                self.trial_state = self._episode_end(self.trial_state)
-        rollout = self.rollout
-        if (
-            owner == "learn"
-            and rollout.inputs
-            and not all(map(torch.equal, rollout.end_memory, self.trial_state.memory))
-        ):
-            self._update()
-        return self._current_observation(owner)
-
-    def _play(self, total_steps: int, callback: StepCallback | None, deterministic: bool) -> MetaA2C:
-        """Act without learning; the memory still evolves over the trial (in-context adaptation)."""
-        if self.vectorized:
-            step = 0
-            while step < total_steps:
-                observations = self._begin_vector("play")
-                acted = [self._act(observations[c], self.trial_states[c], deterministic) for c in range(self.num_envs)]
-                rewards, dones, infos = self._vector_step([action for action, *_ in acted])
-                for index, (_, _, _, state) in enumerate(acted):
-                    self.trial_states[index] = self._after_step(state, rewards[index], dones[index])
-                    self.mid_episode[index] = not dones[index]
-                step += self.num_envs
-                if not self._notify_copies(callback, step - self.num_envs, rewards, dones, infos):
-                    break
-            return self
-        for step in range(1, total_steps + 1):
-            action, _, _, state = self._act(self._begin_step("play"), self.trial_state, deterministic)
-            reward, done, info = self._env_step(action)
-            self.trial_state = self._after_step(state, reward, done)
-            if not self._notify(callback, step, reward, done, info):
-                break
-        return self
-
-    # -- learning -----------------------------------------------------------------------------------------
-    def _learn(self, total_steps: int, callback: StepCallback | None) -> MetaA2C:
-        if self.vectorized:
-            return self._learn_vector(total_steps, callback)
-        for _ in range(total_steps):
-            observation = self._begin_step("learn")
-            if not self.rollout.inputs:
-                self.rollout.start_memory = self.trial_state.memory
-            action, inputs, mask, state = self._act(observation, self.trial_state, deterministic=False)
-            reward, done, info = self._env_step(action)
-            self.num_timesteps += 1
-            self.trial_state = self._after_step(state, reward, done)
-            self.rollout.add(inputs, action, mask, reward, done, done and self.config.memory != "rl2")
-            self.rollout.end_memory = self.trial_state.memory
-            if len(self.rollout.inputs) == self.config.n_steps:
-                self._update()
-            if not self._notify(callback, self.num_timesteps, reward, done, info):
-                break
-        return self
-
-    def _begin_vector(self, owner: str) -> np.ndarray:
-        """``_begin_step`` for the copies: after a reset (a switch between learn and play, a fresh env) a copy whose
-        episode was unfinished and that starts empty has abandoned it; one the env put back (a resumed search)
-        continues it. A rollout that ``play`` interrupted is learned from at once."""
+    def _begin(self, owner: str) -> np.ndarray:
+        """The copies' observations to act on. After a reset (a switch between learn and play, a reload, a fresh env)
+        a copy whose episode was unfinished and that starts empty has abandoned it: it counts as ended and no return
+        bootstraps across it; one the env put back (a resumed search) continues it. A rollout that ``play``
+        interrupted is learned from at once, as it cannot continue from the memory play left."""
         fresh = self._observation is None or self._episode_owner != owner
-        observations = self._vector_observations(owner)
+        observations = self._observations(owner)
         if fresh:
             for index in range(self.num_envs):
                 if self.mid_episode[index] and self.space.steps(observations[index]) == 0:
@@ -277,18 +225,34 @@ class MetaA2C(Agent):
                 for rollout, state in zip(self.rollouts, self.trial_states, strict=True)
             ]
             if any(moved):
-                self._update_vector()
+                self._update()
         return observations
 
-    def _learn_vector(self, total_steps: int, callback: StepCallback | None) -> MetaA2C:
+    def _play(self, total_steps: int, callback: StepCallback | None, deterministic: bool) -> MetaA2C:
+        """Act without learning; the memory still evolves over the trial (in-context adaptation)."""
+        step = 0
+        while step < total_steps:
+            observations = self._begin("play")
+            acted = [self._act(observations[c], self.trial_states[c], deterministic) for c in range(self.num_envs)]
+            rewards, dones, infos = self._env_step([action for action, *_ in acted])
+            for index, (_, _, _, state) in enumerate(acted):
+                self.trial_states[index] = self._after_step(state, rewards[index], dones[index])
+                self.mid_episode[index] = not dones[index]
+            step += self.num_envs
+            if not self._notify_copies(callback, step - self.num_envs, rewards, dones, infos):
+                break
+        return self
+
+    # -- learning -----------------------------------------------------------------------------------------
+    def _learn(self, total_steps: int, callback: StepCallback | None) -> MetaA2C:
         target = self.num_timesteps + total_steps
         while self.num_timesteps < target:
-            observations = self._begin_vector("learn")
+            observations = self._begin("learn")
             if not self.rollouts[0].inputs:
                 for rollout, state in zip(self.rollouts, self.trial_states, strict=True):
                     rollout.start_memory = state.memory
             acted = [self._act(observations[c], self.trial_states[c], False) for c in range(self.num_envs)]
-            rewards, dones, infos = self._vector_step([action for action, *_ in acted])
+            rewards, dones, infos = self._env_step([action for action, *_ in acted])
             for index, (action, inputs, mask, state) in enumerate(acted):
                 reward, done = float(rewards[index]), bool(dones[index])
                 self.trial_states[index] = self._after_step(state, reward, done)
@@ -298,14 +262,14 @@ class MetaA2C(Agent):
                 rollout.end_memory = self.trial_states[index].memory
             self.num_timesteps += self.num_envs
             if len(self.rollouts[0].inputs) == self.config.n_steps:
-                self._update_vector()
+                self._update()
             if not self._notify_copies(callback, self.num_timesteps - self.num_envs, rewards, dones, infos):
                 break
         return self
 
     @one_thread()
-    def _update_vector(self) -> None:
-        """One update on the copies' rollouts: each copy's losses as ``_losses`` computes them, averaged."""
+    def _update(self) -> None:
+        """One n-step advantage actor-critic step on the copies' rollouts: each copy's losses, averaged."""
         terms = [
             self._losses(rollout, state, observation)
             for rollout, state, observation in zip(self.rollouts, self.trial_states, self._observation, strict=True)
@@ -313,13 +277,6 @@ class MetaA2C(Agent):
         policy_loss, value_loss, entropy = (torch.stack([term[part] for term in terms]).mean() for part in range(3))
         self._step(policy_loss, value_loss, entropy, torch.cat([term[3] for term in terms]))
         self.rollouts = [Rollout() for _ in range(self.num_envs)]
-
-    @one_thread()
-    def _update(self) -> None:
-        """One n-step advantage actor-critic step on the rollout."""
-        policy_loss, value_loss, entropy, returns = self._losses(self.rollout, self.trial_state, self._observation)
-        self._step(policy_loss, value_loss, entropy, returns)
-        self.rollout = Rollout()
 
     def _losses(self, rollout: Rollout, trial_state: MetaA2CState, observation: np.ndarray | None):
         """Policy loss, value loss, entropy and returns of one rollout, replayed through the LSTM with gradients;
@@ -371,12 +328,15 @@ class MetaA2C(Agent):
 
     # -- state --------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        """``trial_state`` and ``rollout`` are the one-copy trial's (copy 0's with one copy, a new trial's with more),
+        what a plain env continues from; ``copies`` has every copy's."""
+        single = self.num_envs == 1
         return {
             "network": self.network.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state(),
-            "trial_state": dataclasses.asdict(self.trial_state),  # plain dicts of tensors and numbers (copies)
-            "rollout": dataclasses.asdict(self.rollout),
+            "trial_state": dataclasses.asdict(self.trial_state if single else self.initial_state()),
+            "rollout": dataclasses.asdict(self.rollout if single else Rollout()),
             "copies": {
                 "trial_states": [dataclasses.asdict(state) for state in self.trial_states],
                 "rollouts": [dataclasses.asdict(rollout) for rollout in self.rollouts],
@@ -385,14 +345,26 @@ class MetaA2C(Agent):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """With one copy a checkpoint's one-copy trial continues (its ``copies`` are unused where the plain-env agents
+        of before saved it); with more, its copies' trials if it has as many, else new trials."""
         self.network.load_state_dict(state["network"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
-        self.trial_state, self.rollout = read_trial_state(state["trial_state"]), read_rollout(state["rollout"])
-        copies = state.get("copies")  # saved before vector envs, or for another number of copies: new trials
-        if copies is None or len(copies["trial_states"]) != self.num_envs:
-            self._reset_copies()
-            return
-        self.trial_states = [read_trial_state(stored) for stored in copies["trial_states"]]
-        self.rollouts = [read_rollout(stored) for stored in copies["rollouts"]]
-        self.mid_episode = list(copies["mid_episode"])
+        self._reset_copies()
+        copies = state.get("copies")
+        fits = copies is not None and len(copies["trial_states"]) == self.num_envs
+        if fits and (self.num_envs > 1 or not self._unused(copies)):
+            self.trial_states = [read_trial_state(stored) for stored in copies["trial_states"]]
+            self.rollouts = [read_rollout(stored) for stored in copies["rollouts"]]
+            self.mid_episode = list(copies["mid_episode"])
+        elif self.num_envs == 1:
+            rollout = read_rollout(state["rollout"])
+            self.trial_states, self.rollouts = [read_trial_state(state["trial_state"])], [rollout]
+            self.mid_episode = [bool(rollout.dones) and not rollout.dones[-1]]
+        read_trial_state(state["trial_state"])  # a damaged one is refused whichever is read
+
+    def _unused(self, copies: dict[str, Any]) -> bool:
+        """Whether a checkpoint's copies never acted (a plain-env agent before one path saved them so)."""
+        trial, rollout = read_trial_state(copies["trial_states"][0]), read_rollout(copies["rollouts"][0])
+        fresh = trial.previous_action == -1 and not any(bool(part.any()) for part in trial.memory)
+        return fresh and not rollout.inputs and not copies["mid_episode"][0]

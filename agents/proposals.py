@@ -141,27 +141,14 @@ class ProposalAgent(Agent):
         return int(self.rng.choice(np.flatnonzero(self._mask(observation)))), state
 
     def _learn(self, total_steps: int, callback: StepCallback | None) -> ProposalAgent:
-        if self.vectorized:
-            return self._learn_vector(total_steps, callback)
-        for _ in range(total_steps):
-            action, last, starts = self._next_action(0, self._current_observation("learn"))
-            self._prefetch([starts] if starts else [])
-            reward, done, info = self._env_step(action)
-            self.num_timesteps += 1
-            self._stepped(0, reward, done, last)
-            if not self._notify(callback, self.num_timesteps, reward, done, info):
-                break
-        return self
-
-    def _learn_vector(self, total_steps: int, callback: StepCallback | None) -> ProposalAgent:
         target = self.num_timesteps + total_steps
         while self.num_timesteps < target:
-            observations = self._vector_observations("learn")
+            observations = self._observations("learn")
             plans = [self._next_action(copy, observations[copy]) for copy in range(self.num_envs)]
             if all(action == HOLD for action, _, _ in plans):
                 raise RuntimeError(f"{self.name} has no network for any copy to play")
             self._prefetch([starts for _, _, starts in plans if starts])
-            rewards, dones, infos = self._vector_step([action for action, _, _ in plans])
+            rewards, dones, infos = self._env_step([action for action, _, _ in plans])
             events = []
             for copy, (action, last, _) in enumerate(plans):
                 if action == HOLD:
@@ -205,21 +192,6 @@ class ProposalAgent(Agent):
         if done:
             self._playing[copy] = None
             self._tell(network, reward)
-
-    def _prefetch(self, episodes: list[list[int]]) -> None:
-        """Ask the env for every reward the new episodes will need as one batch (a concurrent evaluator trains
-        them side by side); each step then reads its answer."""
-        if not episodes:
-            return
-        if self.vectorized:
-            prefetch = getattr(self.env.unwrapped, "prefetch", None)
-        else:
-            try:
-                prefetch = self.env.get_wrapper_attr("prefetch")
-            except AttributeError:
-                prefetch = None
-        if prefetch is not None:
-            prefetch(episodes)
 
     def _fits(self, network: Network) -> bool:
         return is_network(network, self.image_size, self.max_layers)

@@ -39,21 +39,10 @@ class RandomSearch(Agent):
         return int(self.rng.choice(np.flatnonzero(allowed))), state
 
     def _learn(self, total_steps: int, callback: StepCallback | None) -> RandomSearch:
-        if self.vectorized:
-            return self._learn_vector(total_steps, callback)
-        for _ in range(total_steps):
-            action, _ = self.predict(self._current_observation("learn"))
-            reward, done, info = self._env_step(action)
-            self.num_timesteps += 1
-            if not self._notify(callback, self.num_timesteps, reward, done, info):
-                break
-        return self
-
-    def _learn_vector(self, total_steps: int, callback: StepCallback | None) -> RandomSearch:
         target = self.num_timesteps + total_steps
         while self.num_timesteps < target:
-            observations = self._vector_observations("learn")
-            rewards, dones, infos = self._vector_step([self.predict(observation)[0] for observation in observations])
+            observations = self._observations("learn")
+            rewards, dones, infos = self._env_step([self.predict(observation)[0] for observation in observations])
             self.num_timesteps += self.num_envs
             if not self._notify_copies(callback, self.num_timesteps - self.num_envs, rewards, dones, infos):
                 break

@@ -26,12 +26,11 @@ import torch
 from torch import nn
 from torch.distributions import Categorical
 
-from agents.base import Agent, StepCallback, is_vector, seeded
+from agents.base import Agent, StepCallback, seeded
 from agents.encoding import masked_logits, masks, one_thread
 from agents.hyperparameters import Fraction, NonNegativeFloat, PositiveFloat, PositiveInt, Seed, validate
-from agents.zophle_controller import ZophLeController
+from agents.zophle_controller import CONTROLLERS
 from nasgym.core.vector_env import HOLD
-from nasgym.core.zophle.space_model import ZophLeSpaceModel
 
 
 @dataclass
@@ -86,22 +85,21 @@ class Reinforce(Agent):
     def __init__(self, env, config: ReinforceConfig | None = None, **hyperparameters: Any):
         super().__init__(env, config, **hyperparameters)
         cfg = self.config
-        with seeded(cfg.seed):
-            if isinstance(self.space, ZophLeSpaceModel):  # their own space: their controller (anchor attention)
-                self.controller = ZophLeController(self.space, cfg.hidden_size, cfg.num_layers, cfg.init_range)
+        with seeded(cfg.seed):  # a space with a controller of its own (Zoph & Le's) gets it, others the chain's
+            controller = CONTROLLERS.get(self.space.name)
+            if controller is not None:
+                self.controller = controller(self.space, cfg.hidden_size, cfg.num_layers, cfg.init_range)
             else:
                 self.controller = Controller(self.space.n_actions, cfg.hidden_size, cfg.num_layers, cfg.init_range)
         self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=cfg.learning_rate)
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.baseline: float | None = None
         self._batch: list[list[int]] | None = None  # the m sampled architectures (action lists) being played
-        self._batch_rewards: list[list[float]] = []  # per finished episode of the batch: its step rewards
         self._batch_evaluated = False  # this process already asked the evaluator for the batch
-        self._episode_rewards: list[float] = []
         self._reset_copies()
 
     def _reset_copies(self) -> None:
-        """With a vector env: rewards so far per episode of the batch, the episode each copy plays (-1: none)."""
+        """Rewards so far per episode of the batch, the episode each copy plays (-1: none), the next to hand out."""
         self._member_rewards: list[list[float]] = []
         self._assigned = [-1] * self.num_envs
         self._next_member = 0
@@ -113,7 +111,7 @@ class Reinforce(Agent):
     def reset_trial(self) -> None:
         """Drop the unfinished batch: its rewards belong to the last trial's dataset."""
         super().reset_trial()
-        self._batch, self._batch_rewards = None, []
+        self._batch = None
         self._reset_copies()
 
     # -- acting -------------------------------------------------------------------------------------------
@@ -152,65 +150,31 @@ class Reinforce(Agent):
 
     def _evaluate_batch(self) -> None:
         """Ask the environment for every reward the batch's unfinished episodes will need, as one batch."""
-        if is_vector(self.env):
-            prefetch = getattr(self.env.unwrapped, "prefetch", None)
-            unfinished = [
-                a for a, rewards in zip(self._batch, self._member_rewards, strict=True) if len(rewards) < len(a)
-            ]
-        else:
-            try:
-                prefetch = self.env.get_wrapper_attr("prefetch")
-            except AttributeError:  # an environment without batch evaluation answers each step on its own
-                prefetch = None
-            unfinished = self._batch[len(self._batch_rewards) :]
-        if prefetch is not None:
-            prefetch(unfinished)
+        self._prefetch(self._unfinished())
         self._batch_evaluated = True
+
+    def _unfinished(self) -> list[list[int]]:
+        """The episodes of the batch not played to their end."""
+        pairs = zip(self._batch or [], self._member_rewards, strict=False)
+        return [actions for actions, rewards in pairs if len(rewards) < len(actions)]
 
     # -- learning -----------------------------------------------------------------------------------------
     def _learn(self, total_steps: int, callback: StepCallback | None) -> Reinforce:
-        if self.vectorized:
-            return self._learn_vector(total_steps, callback)
-        for _ in range(total_steps):
-            if self._batch is None:
-                self._batch, self._batch_rewards, self._batch_evaluated = self._sample_architectures(), [], False
-            if not self._batch_evaluated:
-                self._evaluate_batch()
-            if self._observation is None or self._episode_owner != "learn":
-                self._episode_rewards = []  # a new episode (or an unfinished one started over)
-            self._current_observation("learn")
-
-            actions = self._batch[len(self._batch_rewards)]
-            reward, done, info = self._env_step(actions[len(self._episode_rewards)])
-            self.num_timesteps += 1
-            self._episode_rewards.append(reward)
-            if done != (len(self._episode_rewards) == len(actions)):
-                raise RuntimeError(f"the environment ended episode {actions} after {len(self._episode_rewards)} steps")
-            if done:
-                self._batch_rewards.append(self._episode_rewards)
-                if len(self._batch_rewards) == len(self._batch):
-                    self._update()
-                    self._batch = None
-            if not self._notify(callback, self.num_timesteps, reward, done, info):
-                break
-        return self
-
-    def _learn_vector(self, total_steps: int, callback: StepCallback | None) -> Reinforce:
         target = self.num_timesteps + total_steps
         while self.num_timesteps < target:
             if self._batch is None:
-                self._batch, self._batch_rewards, self._batch_evaluated = self._sample_architectures(), [], False
+                self._batch, self._batch_evaluated = self._sample_architectures(), False
                 self._reset_copies()
                 self._member_rewards = [[] for _ in self._batch]
             if not self._batch_evaluated:
                 self._evaluate_batch()
-            self._check_copies(self._vector_observations("learn"))
+            self._check_copies(self._observations("learn"))
             for copy in range(self.num_envs):
                 if self._assigned[copy] < 0 and self._next_member < len(self._batch):
                     self._assigned[copy], self._next_member = self._next_member, self._next_member + 1
             playing = list(self._assigned)
             actions = [HOLD if k < 0 else self._batch[k][len(self._member_rewards[k])] for k in playing]
-            rewards, dones, infos = self._vector_step(actions)
+            rewards, dones, infos = self._env_step(actions)
             events = []
             for copy, k in enumerate(playing):
                 if k < 0:
@@ -224,8 +188,7 @@ class Reinforce(Agent):
                 if dones[copy]:
                     self._assigned[copy] = -1
                 events.append((self.num_timesteps, float(rewards[copy]), bool(dones[copy]), infos[copy], copy))
-            if all(len(r) == len(a) for a, r in zip(self._batch, self._member_rewards, strict=True)):
-                self._batch_rewards = self._member_rewards
+            if not self._unfinished():
                 self._update()
                 self._batch = None
             if not all(self._notify(callback, *event) for event in events):
@@ -254,7 +217,7 @@ class Reinforce(Agent):
         observations = np.stack(
             [np.stack([self.space.observe(actions[:t]) for t in range(steps)]) for actions in self._batch]
         )
-        for k, (actions, rewards) in enumerate(zip(self._batch, self._batch_rewards, strict=True)):
+        for k, (actions, rewards) in enumerate(zip(self._batch, self._member_rewards, strict=True)):
             taken[k, : len(actions)] = torch.tensor(actions)
             previous[k, 1 : len(actions)] = torch.tensor(actions[:-1], dtype=torch.long)
             reward_to_go = 0.0
@@ -293,13 +256,20 @@ class Reinforce(Agent):
 
     # -- state --------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        """``batch_rewards`` are the rewards of the batch's episodes finished in order from its first (all of them
+        with one copy), what a run with another number of copies continues from."""
+        finished = []
+        for actions, rewards in zip(self._batch or [], self._member_rewards, strict=False):
+            if len(rewards) < len(actions):
+                break
+            finished.append(list(rewards))
         return {
             "controller": self.controller.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state(),
             "baseline": self.baseline,
             "batch": self._batch,
-            "batch_rewards": self._batch_rewards,
+            "batch_rewards": finished,
             "copies": {
                 "member_rewards": self._member_rewards,
                 "assigned": list(self._assigned),
@@ -312,20 +282,18 @@ class Reinforce(Agent):
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
         self.baseline = state["baseline"]
-        self._batch, self._batch_rewards = state["batch"], state["batch_rewards"]
-        self._batch_evaluated = False
+        self._batch, self._batch_evaluated = state["batch"], False
         self._reset_copies()
         copies = state.get("copies")
-        if self.vectorized and self._batch is not None:
+        if self._batch is not None:
             if copies is not None and len(copies["assigned"]) == self.num_envs and copies["member_rewards"]:
                 self._member_rewards = [list(rewards) for rewards in copies["member_rewards"]]
                 self._assigned, self._next_member = list(copies["assigned"]), int(copies["next_member"])
             else:  # saved with another number of copies: the finished episodes count, the others start over
-                done = [list(rewards) for rewards in self._batch_rewards]
+                done = [list(rewards) for rewards in state["batch_rewards"]]
                 self._member_rewards = done + [[] for _ in self._batch[len(done) :]]
                 self._next_member = len(done)
-        unfinished = (self._batch or [])[len(self._batch_rewards) :]
-        if not all(self._playable(actions) for actions in unfinished):
+        if not all(self._playable(actions) for actions in self._unfinished()):
             self.reset_trial()  # loaded into an environment with smaller images: the batch cannot be played
 
     def _playable(self, actions: list[int]) -> bool:

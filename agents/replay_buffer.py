@@ -1,53 +1,59 @@
-"""DQN's replay buffer: SB3's, with its own sampling generator, storage allocated once its size is known, and a
-state of plain arrays for checkpoints (never a pickled object)."""
+"""DQN's replay buffer: plain NumPy arrays with one row per vector step (a column per env copy), sampled with its own
+generator so that a resumed search draws the same batches, allocated once NasGym's size (half of a trial's first
+``learn`` call) is known, and saved as tensors and numbers (never a pickled object).
+
+The arrays and their layout are stable-baselines3's ``ReplayBuffer``'s, so checkpoints written while DQN ran on SB3
+still load.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import psutil
 import torch
 from gymnasium import spaces
-from stable_baselines3.common.buffers import BaseBuffer, ReplayBuffer
-from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
 from nasgym.core.errors import ConfigError
 
 ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
-"""SB3's storage, one row per transition."""
+"""The storage, each ``(rows, n_envs, ...)``: a transition per copy and vector step."""
 
 
-class SeededReplayBuffer(ReplayBuffer):
-    """SB3's replay buffer, sampling with its own generator (saved with it) instead of NumPy's global one.
+class ReplayBatch(NamedTuple):
+    observations: torch.Tensor
+    actions: torch.Tensor
+    """``(batch, 1)`` int64, ready for ``gather``."""
+    next_observations: torch.Tensor
+    dones: torch.Tensor
+    """``(batch, 1)`` float32: 1 where the episode terminated, so its next state is not bootstrapped."""
+    rewards: torch.Tensor
+    """``(batch, 1)`` float32."""
 
-    SB3 builds the buffer with the model, before NasGym's capacity (half of a trial's first learn call) is
-    known, so it starts without storage: ``allocate`` gives it one, ``release`` drops it for the next trial.
-    """
 
-    def __init__(
-        self,
-        buffer_size: int,
-        observation_space: spaces.Space,
-        action_space: spaces.Space,
-        device: torch.device | str = "cpu",
-        n_envs: int = 1,
-        optimize_memory_usage: bool = False,
-        seed: int = 0,
-    ):
-        if optimize_memory_usage:
-            raise ValueError("SeededReplayBuffer stores next observations apart")
-        BaseBuffer.__init__(self, 0, observation_space, action_space, device, n_envs)  # no storage yet: size 0
+class ReplayBuffer:
+    """A ring buffer of transitions from ``n_envs`` env copies; it has no storage until ``allocate``."""
+
+    def __init__(self, observation_space: spaces.Space, n_envs: int = 1, seed: int = 0):
+        self.obs_shape: tuple[int, ...] = tuple(observation_space.shape or ())
+        self.obs_dtype, self.n_envs = np.dtype(observation_space.dtype), n_envs
         self.rng = np.random.default_rng(seed)
+        self.buffer_size, self.pos, self.full = 0, 0, False
+        """Rows of storage, the next row to write, whether every row holds a transition."""
 
     @property
     def allocated(self) -> bool:
         return self.buffer_size > 0
 
+    def size(self) -> int:
+        """Rows filled (each holds ``n_envs`` transitions)."""
+        return self.buffer_size if self.full else self.pos
+
     def bytes_needed(self, capacity: int) -> int:
-        """Memory that storage for ``capacity`` transitions takes (what ``ReplayBuffer`` allocates)."""
-        observation = int(np.prod(self.obs_shape)) * np.dtype(self.observation_space.dtype).itemsize
-        action = self.action_dim * np.dtype(self._maybe_cast_dtype(self.action_space.dtype)).itemsize
+        """Memory that storage for ``capacity`` transitions takes."""
+        observation = int(np.prod(self.obs_shape)) * self.obs_dtype.itemsize
+        action = np.dtype(np.int64).itemsize
         flags = 3 * np.dtype(np.float32).itemsize  # reward, done, timeout
         return capacity * (2 * observation + action + flags)
 
@@ -62,8 +68,14 @@ class SeededReplayBuffer(ReplayBuffer):
                 f"{_gib(free)} is free; cap it with the hyperparameter buffer_size (--set buffer_size=N), "
                 f"e.g. buffer_size={fits}"
             )
-        self.release()
-        ReplayBuffer.__init__(self, capacity, self.observation_space, self.action_space, self.device, self.n_envs)
+        rows, copies = max(capacity // self.n_envs, 1), self.n_envs
+        self.observations = np.zeros((rows, copies, *self.obs_shape), dtype=self.obs_dtype)
+        self.next_observations = np.zeros_like(self.observations)
+        self.actions = np.zeros((rows, copies, 1), dtype=np.int64)
+        self.rewards = np.zeros((rows, copies), dtype=np.float32)
+        self.dones = np.zeros((rows, copies), dtype=np.float32)
+        self.timeouts = np.zeros((rows, copies), dtype=np.float32)
+        self.buffer_size, self.pos, self.full = rows, 0, False
 
     def release(self) -> None:
         """Drop the transitions and their storage."""
@@ -71,24 +83,41 @@ class SeededReplayBuffer(ReplayBuffer):
             self.__dict__.pop(name, None)
         self.buffer_size, self.pos, self.full = 0, 0, False
 
-    def sample(self, batch_size: int, env: Any = None):
-        upper_bound = self.buffer_size if self.full else self.pos
-        rows = self.rng.integers(0, upper_bound, size=batch_size)
-        if self.n_envs == 1:
-            return self._get_samples(rows, env=env)
-        copies = self.rng.integers(0, self.n_envs, size=batch_size)  # SB3 draws these from NumPy's global generator
-        data = (
-            self._normalize_obs(self.observations[rows, copies, :], env),
-            self.actions[rows, copies, :],
-            self._normalize_obs(self.next_observations[rows, copies, :], env),
-            (self.dones[rows, copies] * (1 - self.timeouts[rows, copies])).reshape(-1, 1),
-            self._normalize_reward(self.rewards[rows, copies].reshape(-1, 1), env),
+    def add(
+        self,
+        observations: np.ndarray,
+        next_observations: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+    ) -> None:
+        """One vector step: a transition per copy. ``next_observations`` of an ended episode is its final one."""
+        row = self.pos
+        self.observations[row] = observations
+        self.next_observations[row] = next_observations
+        self.actions[row, :, 0] = actions
+        self.rewards[row] = rewards
+        self.dones[row] = np.logical_or(terminated, truncated)
+        self.timeouts[row] = np.logical_and(truncated, np.logical_not(terminated))  # ended without terminating
+        self.pos = (row + 1) % self.buffer_size
+        self.full = self.full or self.pos == 0
+
+    def sample(self, batch_size: int) -> ReplayBatch:
+        """``batch_size`` transitions drawn uniformly, with replacement, from every copy's stored ones."""
+        rows, copies = np.divmod(self.rng.integers(0, self.size() * self.n_envs, size=batch_size), self.n_envs)
+        terminal = self.dones[rows, copies] * (1 - self.timeouts[rows, copies])
+        return ReplayBatch(
+            torch.as_tensor(self.observations[rows, copies]),
+            torch.as_tensor(self.actions[rows, copies]),
+            torch.as_tensor(self.next_observations[rows, copies]),
+            torch.as_tensor(terminal).reshape(-1, 1),
+            torch.as_tensor(self.rewards[rows, copies]).reshape(-1, 1),
         )
-        return ReplayBufferSamples(*tuple(map(self.to_torch, data)))
 
     def state_dict(self) -> dict[str, Any]:
         """The stored transitions as tensors, the write position and the sampling generator."""
-        filled = self.size() if self.allocated else 0
+        filled = self.size()
         return {
             "capacity": self.buffer_size * self.n_envs,  # transitions: storage holds n_envs per row
             "pos": self.pos,
@@ -117,7 +146,7 @@ class SeededReplayBuffer(ReplayBuffer):
     ) -> tuple[dict[str, np.ndarray], int, bool]:
         """Transitions stored ``k`` per row (``k`` env copies) as ``n_envs`` per row, oldest first; the newest that
         fill whole rows are kept."""
-        rows = capacity // self.n_envs
+        rows = max(capacity // self.n_envs, 1)
         relaid = {}
         for name, stored in arrays.items():
             ordered = np.roll(stored, -pos, axis=0) if full else stored  # oldest row first

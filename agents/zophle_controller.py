@@ -76,3 +76,8 @@ class ZophLeController(nn.Module):
             zeros = torch.zeros_like(score)
             logits.append(torch.cat([zeros, score, zeros, zeros], dim=-1)[:, :N_ACTIONS])
         return torch.stack(logits, dim=1), (lstm_state, offset + steps, history)
+
+
+CONTROLLERS: dict[str, type[nn.Module]] = {"zophle": ZophLeController}
+"""REINFORCE's controller per space model ``name``, for spaces with one of their own; any other space gets the chain
+controller (``reinforce.Controller``). Each is built as ``controller(space, hidden_size, num_layers, init_range)``."""

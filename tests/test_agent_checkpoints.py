@@ -112,7 +112,7 @@ def test_dqn_checkpoint_holds_its_replay_buffer_as_arrays(tmp_path: Path) -> Non
     buffer = agent.model.replay_buffer
     assert stored["pos"] == buffer.pos and stored["capacity"] == buffer.buffer_size
     assert np.array_equal(stored["arrays"]["rewards"].numpy(), buffer.rewards[: buffer.size()])
-    assert state["counters"]["_n_updates"] == agent.model._n_updates > 0
+    assert state["counters"]["n_updates"] == agent.model.n_updates > 0
 
 
 def test_a_dqn_agent_saved_between_trials_starts_its_next_trial_on_load(tmp_path: Path) -> None:
