@@ -21,11 +21,14 @@ import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union
 
 from nasgym.core.errors import ConfigError
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,13 @@ def attribute_docs(cls: type) -> dict[str, str]:
 
 
 @functools.cache
-def _hints(cls: type) -> dict[str, Any]:
+def _cached_hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    # (a function of its own: mypy takes a ``type[T]`` for no ``Hashable`` at the cache's call)
+    return _cached_hints(cls)
 
 
 def _is_settings(kind: Any) -> bool:
@@ -80,7 +88,12 @@ def settings_of(*classes: type) -> list[Setting]:
             if _is_settings(kind):
                 found += settings_of(kind)
                 continue
-            default = field.default if field.default is not dataclasses.MISSING else field.default_factory()  # type: ignore[misc]
+            if field.default is not dataclasses.MISSING:
+                default = field.default
+            elif field.default_factory is not dataclasses.MISSING:
+                default = field.default_factory()
+            else:
+                raise TypeError(f"setting {field.name} of {cls.__name__} has no default")
             found.append(Setting(field.name, kind, default, docs.get(field.name, ""), cls))
     names = [setting.name for setting in found]
     if len(set(names)) != len(names):

@@ -62,7 +62,10 @@ class NASVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self._copy_observations: list[Any] = [None] * num_envs
         """Each copy's latest observation; ``_observations`` stacks them."""
-        self._observations = create_empty_array(self.single_observation_space, n=num_envs, fn=np.zeros)
+        observations = create_empty_array(self.single_observation_space, n=num_envs, fn=np.zeros)
+        if observations is None:  # gymnasium's annotation allows it; none of its spaces gives it
+            raise TypeError(f"observations of {self.single_observation_space} do not stack")
+        self._observations = observations
         self._autoreset = np.zeros(num_envs, dtype=np.bool_)
         """The copies whose episode ended at the last step: under ``NEXT_STEP`` their next step is a reset."""
 
@@ -143,12 +146,13 @@ class NASVectorEnv(VectorEnv):
         for env, value in zip(self.envs, values, strict=True):
             env.set_wrapper_attr(name, value)
 
+    # One per copy, as gymnasium's own SyncVectorEnv overrides VectorEnv's single seed and generator
     @property
-    def np_random_seed(self) -> tuple[int, ...]:
+    def np_random_seed(self) -> tuple[int, ...]:  # type: ignore[override]
         return self.get_attr("np_random_seed")
 
-    @property
-    def np_random(self) -> tuple[np.random.Generator, ...]:
+    @property  # type: ignore[misc]
+    def np_random(self) -> tuple[np.random.Generator, ...]:  # type: ignore[override]
         return self.get_attr("np_random")
 
     def close_extras(self, **kwargs: Any) -> None:
@@ -191,7 +195,9 @@ class NASVectorEnv(VectorEnv):
         """One seed per copy, as ``SyncVectorEnv`` spreads them: None, ``seed + index``, or the list given."""
         if seed is None:
             return [None] * self.num_envs
-        seeds = [seed + index for index in range(self.num_envs)] if isinstance(seed, int) else list(seed)
+        seeds: list[int | None] = (
+            [seed + index for index in range(self.num_envs)] if isinstance(seed, int) else list(seed)
+        )
         if len(seeds) != self.num_envs:
             raise ValueError(f"reset takes one seed per copy ({self.num_envs}), got {len(seeds)}")
         return seeds
@@ -227,6 +233,7 @@ def add_info(infos: dict[str, Any], info: dict[str, Any], index: int, num_envs: 
     copies (typed by the first value: a number's type, an array's shape and dtype, else objects) beside a mask
     ``_key`` of the copies that gave one; a dict nested alike; ``final_obs`` an object array."""
     for key, value in info.items():
+        array: dict[str, Any] | np.ndarray
         if isinstance(value, dict) and key != "final_obs":
             array = add_info(infos.get(key, {}), value, index, num_envs)
         else:

@@ -46,7 +46,7 @@ def naswot(trainer: ChildTrainer, network: Architecture, batch_size: int | None 
     data = trainer.data
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(trainer.config.seed)
-        model = build_network(network.network, data.n_classes, data.image_size, trainer.config.network)
+        model: nn.Module = build_network(network.network, data.n_classes, data.image_size, trainer.config.network)
     model = to_device(model, trainer.device)
     score = naswot_score(model, trainer._inputs(trainer.train_x[:size]))
     return score, time.perf_counter() - start

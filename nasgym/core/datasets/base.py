@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from numbers import Integral
 
 import numpy as np
+import numpy.typing as npt
 import psutil
 import torch
 import torch.nn.functional as F
@@ -68,17 +69,18 @@ def check_image_size(image_size: object, n_images: int, name: str) -> int:
     """``image_size`` as an int; refused before anything is allocated where ``n_images`` would not fit in memory."""
     available = psutil.virtual_memory().available
     largest = math.isqrt(available // (3 * max(n_images, 1)))
-    if isinstance(image_size, bool) or not isinstance(image_size, Integral) or not 1 <= image_size <= largest:
+    size = int(image_size) if isinstance(image_size, Integral) and not isinstance(image_size, bool) else None
+    if size is None or not 1 <= size <= largest:
         need = ""
-        if isinstance(image_size, Integral) and image_size > largest:
+        if size is not None and size > largest:
             need = (
-                f" ({n_images:,} images x {image_size} x {image_size} x 3 = {n_images * 3 * image_size**2:,} bytes, "
+                f" ({n_images:,} images x {size} x {size} x 3 = {n_images * 3 * size**2:,} bytes, "
                 f"{available:,} of memory available)"
             )
         raise ConfigError(
             f"image_size must be a whole number of pixels from 1 to {largest} for {name}, got {image_size!r}{need}"
         )
-    return int(image_size)
+    return size
 
 
 def check_max_samples(max_samples: object) -> int | None:
@@ -94,7 +96,11 @@ class Fingerprint:
     """The sha256 of ``fingerprint_arrays`` taken piece by piece: the images' bytes in order, then the labels'."""
 
     def __init__(
-        self, images_shape: tuple[int, ...], images_dtype: object, labels_shape: tuple[int, ...], labels_dtype: object
+        self,
+        images_shape: tuple[int, ...],
+        images_dtype: npt.DTypeLike,
+        labels_shape: tuple[int, ...],
+        labels_dtype: npt.DTypeLike,
     ):
         header = (tuple(images_shape), str(np.dtype(images_dtype)), tuple(labels_shape), str(np.dtype(labels_dtype)))
         self._digest = hashlib.sha256(repr(header).encode())

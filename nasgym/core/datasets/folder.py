@@ -55,7 +55,7 @@ def image_files(folder: Path, suffixes: set[str]) -> list[Path]:
 class FolderDataset(Dataset):
     """Images under ``path/<class>/`` (any depth below the class folder); classes in sorted order."""
 
-    def __init__(self, path: str | Path, data_dir: str | Path | None = None):
+    def __init__(self, path: str | os.PathLike[str], data_dir: str | Path | None = None):
         if not str(path):
             raise DatasetError("folder: needs a path, e.g. dataset='folder:/data/my_images'")
         self.path = Path(path).expanduser().resolve()

@@ -58,9 +58,8 @@ class CachedImageData(ImageData):
     source: str
 
     def __reduce__(self) -> tuple:
-        mapped = (
-            isinstance(self.images, np.memmap) and Path(self.images.filename).resolve() == self.directory / "images.npy"
-        )
+        filename = self.images.filename if isinstance(self.images, np.memmap) else None
+        mapped = filename is not None and Path(filename).resolve() == self.directory / "images.npy"
         if not mapped:  # not the cache's own mapping: the pixels themselves
             return ImageData, (self.name, self.images, self.labels, self.n_classes, self.fingerprint)
         return reopen_cache, (self.directory, self.name, self.source, self.fingerprint)

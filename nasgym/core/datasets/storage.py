@@ -78,7 +78,7 @@ def disk_errors(path: Path) -> Iterator[None]:
         if error.errno in _FULL:
             raise no_space(path, f"{free:,} bytes free, more needed") from error
         if error.errno == errno.EROFS or (error.errno in _REFUSED and _inside(error.filename, path)):
-            raise _not_writable(path, _REASONS.get(error.errno, error.strerror)) from error
+            raise _not_writable(path, _REASONS[error.errno]) from error  # EROFS, EACCES or EPERM: all named
         raise
     except RuntimeError as error:  # tensorflow-datasets' writers report a failed write() this way
         if os.strerror(errno.ENOSPC) in str(error):

@@ -352,7 +352,7 @@ def shipped(dataset: str) -> Table:
             f"no look-up table ships for dataset {dataset!r}; shipped: {', '.join(shipped_names()) or 'none'} "
             "(build one with 'nasgym table build' and pass table_path=)"
         )
-    with resources.as_file(resources.files("envs_data").joinpath("tables", f"{dataset}.jsonl")) as path:
+    with resources.as_file(resources.files("envs_data").joinpath("tables").joinpath(f"{dataset}.jsonl")) as path:
         return Table.load(path)
 
 
@@ -362,7 +362,7 @@ def describe(table: Table) -> str:
     best = max(table.final_rewards, key=table.final_rewards.__getitem__) if table.final_rewards else "-"
     entries = list(table.entries.values())
     hours = sum(e.seconds[-1] + len(e.seconds) * e.score_seconds for e in entries if e.seconds) / 3600
-    by_depth = np.bincount([len(Architecture.parse(n)) for n in table.networks]) if table.networks else []
+    by_depth = np.bincount([len(Architecture.parse(n)) for n in table.networks])  # empty for no networks
     plan = table.header.get("plan", {})
     return "\n".join(
         [

@@ -14,10 +14,14 @@ import threading
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import torch
 
 from nasgym.core.training.device import is_out_of_memory
+
+if TYPE_CHECKING:
+    from torch.cuda import _POOL_HANDLE
 
 GRAPH_WARMUP_STEPS = 2
 """Eager steps of each batch size before its CUDA graph is captured (lazy cuBLAS/cuDNN/Adam state)."""
@@ -57,7 +61,7 @@ class GraphedStep:
         self.generators = generators
         self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
         self.eager_steps: Counter[int] = Counter()
-        self.pool = None
+        self.pool: _POOL_HANDLE | None = None
 
     def __call__(self, batch: torch.Tensor) -> None:
         size = len(batch)

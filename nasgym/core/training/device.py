@@ -65,7 +65,7 @@ def retained_heap() -> Iterator[bool]:
     with _lock:
         if _depth == 0:
             _active = RETAIN_HEAP and _LIBC is not None
-            if _active:
+            if _active and _LIBC is not None:
                 _LIBC.mallopt(_M_MMAP_MAX, 0)  # big blocks come from the heap ...
                 _LIBC.mallopt(_M_TRIM_THRESHOLD, _KEEP_EVERYTHING)  # ... and stay there when freed
         _depth += 1
@@ -76,10 +76,11 @@ def retained_heap() -> Iterator[bool]:
         with _lock:
             _depth -= 1
             if _active and _depth == 0:
-                _LIBC.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
-                _LIBC.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)
-                _LIBC.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
-                _LIBC.malloc_trim(0)
+                if _LIBC is not None:  # always, when active
+                    _LIBC.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
+                    _LIBC.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)
+                    _LIBC.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
+                    _LIBC.malloc_trim(0)
                 _active = False
 
 

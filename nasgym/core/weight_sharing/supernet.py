@@ -66,9 +66,10 @@ class SharedWeights(nn.Module):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_seed_of(self.seed, key))
             head = nn.Linear(features, self.n_classes)
-        self.heads[key] = head.to(device)
+        head = head.to(device)
+        self.heads[key] = head
         self.head_order.append(key)
-        return self.heads[key]
+        return head
 
     def final_shape(self, network: Architecture, image_size: int) -> tuple[int, int]:
         """(channels, side) of the network's last feature map."""

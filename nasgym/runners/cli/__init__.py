@@ -15,6 +15,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterator
+from typing import NoReturn
 
 from nasgym import __version__
 from nasgym.core.errors import NasGymError, NasGymWarning
@@ -28,7 +29,7 @@ INTERRUPTED_STATUS = 130
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (subcommand parsers are made of the same class)."""
 
-    def error(self, message: str) -> None:
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
@@ -54,14 +55,15 @@ def _describe_error(error: Exception) -> str:
     if isinstance(error, NasGymError) or not isinstance(error, OSError):
         return str(error)
     where = f" {error.filename}" if error.filename else ""
-    advice = {
+    advice_by_errno: dict[int | None, str] = {
         errno.ENOSPC: "free space and rerun (a search continues with --resume)",
         errno.EACCES: "check its permissions or choose another path",
         errno.EROFS: "it is on a read-only filesystem: choose another path",
         errno.ENOTDIR: "a part of the path is a file, not a folder: choose another path",
         errno.EEXIST: "something is already there: choose another path",
         errno.ENOENT: "check the path",
-    }.get(error.errno, "check the path and rerun")
+    }
+    advice = advice_by_errno.get(error.errno, "check the path and rerun")
     return f"cannot use{where}: {error.strerror or error}; {advice}"
 
 

@@ -94,7 +94,8 @@ def _status(name: str, data_dir: str | None) -> tuple[str, str, str]:
     spec = get_spec(name)
     path = spec.prepared_dir(data_dir)
     if is_prepared(spec, data_dir):
-        caches = sorted(cache_meta(d)["image_size"] for d in (path / CACHE_FOLDER).glob("*px") if cache_meta(d))
+        metas = (cache_meta(d) for d in (path / CACHE_FOLDER).glob("*px"))
+        caches = sorted(meta["image_size"] for meta in metas if meta)
         cached = f", cached at {', '.join(f'{size}px' for size in caches)}" if caches else ""
         return f"prepared{cached}", human_size(folder_size(path)), str(path)
     places = (default_manual_dir(data_dir), downloads_dir(data_dir))

@@ -8,10 +8,10 @@ from tqdm.auto import tqdm
 
 from nasgym.core.config import make_configs
 from nasgym.core.errors import ArchitectureError, ConfigError
-from nasgym.core.reward_sources import build_evaluator
 from nasgym.core.search_space import Architecture, shorten
 from nasgym.core.training import split_for
 from nasgym.runners.cli.options import add_env_options, add_protocol_option, chosen_protocol, env_options
+from nasgym.runners.experiments import trained_evaluator
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             "nasgym train trains a network from scratch; drop --reward-source (weight sharing is for searches)"
         )
-    evaluator = build_evaluator(env_config, train_config)  # local, or Ray tasks with --backend ray
+    evaluator = trained_evaluator(env_config, train_config)  # local, or Ray tasks with --backend ray
     epochs = 0 if evaluator.cached(architecture) else train_config.epochs
     if epochs:
         evaluator.prepare()

@@ -5,10 +5,26 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from nasgym.core.config import LOOKUP_SOURCES
-from nasgym.core.datasets import load_dataset
+from nasgym.core.config import LOOKUP_SOURCES, EnvConfig
+from nasgym.core.datasets import ImageData, load_dataset
+from nasgym.core.errors import ConfigError
+from nasgym.core.evaluator import TrainingEvaluator
 from nasgym.core.lookup.source import shared_table_defaults
+from nasgym.core.ray_backend import RayEvaluator
+from nasgym.core.reward_sources import build_evaluator
+from nasgym.core.training import TrainConfig
 from nasgym.runners.envs import NAS_V0, configs
+
+
+def trained_evaluator(
+    config: EnvConfig, train_config: TrainConfig, data: ImageData | None = None
+) -> TrainingEvaluator | RayEvaluator:
+    """``build_evaluator`` for ``reward_source='trained'`` (the caller has checked it), typed as what it builds: the
+    runners that train from scratch use its data, device and trainer."""
+    evaluator = build_evaluator(config, train_config, data)
+    if not isinstance(evaluator, (TrainingEvaluator, RayEvaluator)):
+        raise ConfigError(f"reward_source={config.reward_source!r} trains no networks from scratch")
+    return evaluator
 
 
 def check_datasets(names: Iterable[str], env_options: dict[str, Any], env_id: str = NAS_V0) -> None:

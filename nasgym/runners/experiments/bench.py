@@ -85,7 +85,9 @@ def run_bench(
     for position, dataset in enumerate(settings.datasets):
         for agent in settings.agents:
             for seed in range(settings.seeds):
-                start_from, after, carried = None, (), ""
+                start_from: Path | None = None
+                after: tuple[int, ...] = ()
+                carried = ""
                 if agent in settings.carried and position > 0:  # the policy the previous dataset's trial left
                     previous = settings.datasets[position - 1]
                     start_from = RunFolder(run_dir(out_dir, previous, agent, seed)).checkpoint

@@ -38,6 +38,7 @@ from nasgym.core.network import flops, parameter_count
 from nasgym.core.reward_sources import build_evaluator
 from nasgym.core.sampling import stratified_networks
 from nasgym.core.search_space import Architecture
+from nasgym.core.weight_sharing.evaluator import WeightSharingEvaluator
 from nasgym.core.zero_cost import naswot
 from nasgym.runners.experiments.fidelity_report import write_report
 
@@ -91,7 +92,7 @@ def run_fidelity(out_dir: str | Path, plan: FidelityPlan, progress: bool = True)
     networks = stratified_networks(plan.networks, plan.seed, min(size, low_size), env_config.max_layers)
     data = load_data(env_config)
     n_images = len(data.labels)
-    trained_sources = {REFERENCE: {}}
+    trained_sources: dict[str, dict[str, Any]] = {REFERENCE: {}}
     for epochs in low_epochs:
         trained_sources[f"epochs_{epochs}"] = {"epochs": epochs}
     trained_sources[f"pixels_{low_size}"] = {"image_size": low_size}
@@ -126,7 +127,9 @@ def run_fidelity(out_dir: str | Path, plan: FidelityPlan, progress: bool = True)
     descriptions["parameters"] = "parameter count (larger ranks higher)"
     descriptions["flops"] = "multiply-accumulates per image (larger ranks higher)"
     if plan.surrogate_table:
-        rewards["surrogate"], seconds["surrogate"], descriptions["surrogate"] = _surrogate(plan, networks, train_config)
+        rewards["surrogate"], seconds["surrogate"], descriptions["surrogate"] = _surrogate(
+            plan.surrogate_table, networks, train_config
+        )
     warmups: dict[str, float] = {}
     for head in plan.ws_heads:
         name = f"ws_{head}"
@@ -158,10 +161,10 @@ def run_fidelity(out_dir: str | Path, plan: FidelityPlan, progress: bool = True)
 
 
 def _surrogate(
-    plan: FidelityPlan, networks: list[Architecture], train_config: Any
+    table_path: str, networks: list[Architecture], train_config: Any
 ) -> tuple[list[float], list[float], str]:
     """The table's surrogate, fitted on every network of the table but the sample, scoring the sample."""
-    table = Table.open(plan.surrogate_table)
+    table = Table.open(table_path)
     sampled = {str(network) for network in networks}
     unseen = [name for name in table.networks if name not in sampled]
     start = time.perf_counter()
@@ -188,7 +191,7 @@ def _weight_sharing(
     """Rewards and seconds per network from one shared-weights evaluator, the networks met in a seeded random
     order after the warm-up (whose seconds are returned apart)."""
     env_c, train_c = make_configs({"dataset": plan.dataset, **base, "reward_source": "weight_sharing", "ws_head": head})
-    evaluator = build_evaluator(env_c, train_c, data=data)
+    evaluator = WeightSharingEvaluator.from_config(env_c, train_c, data)  # the reward_source's own factory
     start = time.perf_counter()
     evaluator.warm_up()
     warmup = time.perf_counter() - start

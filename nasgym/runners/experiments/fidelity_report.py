@@ -10,17 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from matplotlib.figure import Figure
 from scipy import stats
 
 REFERENCE = "reference"
 
 
-def _finite(values: np.ndarray) -> np.ndarray:
+def _finite(values: npt.ArrayLike) -> np.ndarray:
     """-inf (a NASWOT score of a singular kernel) ranks last; a rank correlation needs finite values."""
-    values = np.asarray(values, dtype=float)
-    low = np.nanmin(values[np.isfinite(values)]) - 1 if np.isfinite(values).any() else 0.0
-    return np.where(np.isfinite(values), values, low)
+    array = np.asarray(values, dtype=float)
+    low = np.nanmin(array[np.isfinite(array)]) - 1 if np.isfinite(array).any() else 0.0
+    return np.where(np.isfinite(array), array, low)
 
 
 def _correlations(reference: np.ndarray, cheap: np.ndarray) -> tuple[float, float]:

@@ -29,8 +29,9 @@ from nasgym.core.errors import ArchitectureError, ConfigError
 from nasgym.core.evaluation import Evaluation
 from nasgym.core.evaluator import TrainingEvaluator, load_data
 from nasgym.core.network import NetworkConfig, glorot_init
-from nasgym.core.reward_sources import build_evaluator
+from nasgym.core.ray_backend import RayEvaluator
 from nasgym.core.search_space import Architecture
+from nasgym.runners.experiments import trained_evaluator
 
 VGG19_SHORT = Architecture.parse("c3-c3-m2-c3-c3-m2-c3-c3-c3-c3-m2")
 """VGG19's first three blocks (2, 2 and 4 3x3 convolutions, each block closed by a 2x2 max-pool), in this
@@ -123,7 +124,7 @@ def train_final(
         make_configs({**env_options, "dataset": dataset, "seed": base.seed + r, "split_seed": base.shuffle_seed})[1]
         for r in range(repeats)
     ]
-    evaluators = [build_evaluator(env_config, config, data) for config in repeat_configs]  # local, or on Ray
+    evaluators = [trained_evaluator(env_config, config, data) for config in repeat_configs]  # local, or on Ray
     to_train = sum(evaluator.cached(network) is None for evaluator in evaluators for network in networks.values())
     to_train += repeats if baseline == "vgg_two_blocks" else 0
     results: dict[str, list[Evaluation]] = {name: [] for name in networks}
@@ -144,7 +145,7 @@ def train_final(
     return final
 
 
-def _train_vgg_two_blocks(evaluator: TrainingEvaluator, data: ImageData, bar: tqdm) -> Evaluation:
+def _train_vgg_two_blocks(evaluator: TrainingEvaluator | RayEvaluator, data: ImageData, bar: tqdm) -> Evaluation:
     """NasGym's VGG is no architecture of the space, so the reward cache (keyed by NSC) does not hold it: it is
     trained by the evaluator's trainer directly, every time."""
     config = evaluator.config.network

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from matplotlib.figure import Figure
 from scipy import stats
 
@@ -101,13 +102,13 @@ def regret_at(curve: dict[str, np.ndarray], grid: np.ndarray, axis: str = "steps
     return np.where(index >= 0, curve["regret"][np.clip(index, 0, None)], first if len(curve["regret"]) else np.nan)
 
 
-def mean_interval(values: np.ndarray) -> tuple[float, float]:
+def mean_interval(values: npt.ArrayLike) -> tuple[float, float]:
     """Mean and the half-width of its Student-t 95% interval over runs."""
-    values = np.asarray(values, dtype=float)
-    if len(values) < 2:
-        return float(np.mean(values)), math.nan
-    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
-    return float(values.mean()), float(half)
+    array = np.asarray(values, dtype=float)
+    if len(array) < 2:
+        return float(np.mean(array)), math.nan
+    half = stats.t.ppf(0.975, len(array) - 1) * array.std(ddof=1) / math.sqrt(len(array))
+    return float(array.mean()), float(half)
 
 
 def pairwise(final: dict[str, np.ndarray], seed: int = 0) -> list[dict[str, Any]]:

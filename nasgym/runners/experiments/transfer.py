@@ -52,7 +52,10 @@ VARIANT_LABELS = {
     "random": "random search",
     "control_frozen": "transferred non-meta agent, frozen",
 }
-META_CONTROLS = {"frozen_memory_reset": {"memory": "episode"}, "frozen_reward_zeroed": {"reward_input": False}}
+META_CONTROLS: dict[str, dict[str, Any]] = {
+    "frozen_memory_reset": {"memory": "episode"},
+    "frozen_reward_zeroed": {"reward_input": False},
+}
 """Hyperparameters that remove the in-context part of a trained meta-A2C policy."""
 COMPARED_METRICS = ("best_reward", "mean_reward", "mean_reward_last10", "unique_networks", "invalid_episodes")
 
@@ -124,7 +127,8 @@ def plan(out_dir: Path, settings: TransferSettings) -> list[Run]:
 
     def _train_through(root: Path, agent: str, seed: int) -> tuple[Path | None, tuple[int, ...]]:
         """The agent trained on the training datasets in turn, each phase continuing the last."""
-        policy, last = None, ()
+        policy: Path | None = None
+        last: tuple[int, ...] = ()
         for number, dataset in enumerate(settings.train, start=1):
             folder = root / f"{number}-{dataset}"
             last = add(folder, settings.search(agent, dataset, seed, training=True), policy, True, last)
@@ -148,7 +152,7 @@ def plan(out_dir: Path, settings: TransferSettings) -> list[Run]:
             add(base / "fine_tuned", settings.search(agent, dataset, seed, False), policy, True, last)
             add(base / "scratch", settings.search(agent, dataset, seed, False))
             add(base / "random", settings.search("random", dataset, seed, False))
-            if control_policy is not None:
+            if control and control_policy is not None:
                 search = settings.search(control, dataset, seed, False)
                 add(base / "control_frozen", search, control_policy, False, control_last)
     return runs
@@ -185,7 +189,7 @@ def write_results(out_dir: Path, settings: TransferSettings) -> dict[str, Any]:
         )
         for agent in _agents(settings)
     }
-    results = {
+    results: dict[str, Any] = {
         "settings": asdict(settings),
         "protocol": settings.protocol,
         "reward_modes": rewards,
