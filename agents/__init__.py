@@ -44,12 +44,12 @@ def make_config(name: str, **hyperparameters: Any) -> Any:
     return _agent_class(name).make_config(**hyperparameters)
 
 
-def make(name: str, env: gym.Env, **hyperparameters: Any) -> Agent:
+def make(name: str, env: gym.Env | gym.vector.VectorEnv, **hyperparameters: Any) -> Agent:
     """A new agent; unknown names and unknown hyperparameters raise errors that list the known ones."""
     return _agent_class(name)(env, **hyperparameters)
 
 
-def load(path: str | Path, env: gym.Env, agent: str | None = None, **overrides: Any) -> Agent:
+def load(path: str | Path, env: gym.Env | gym.vector.VectorEnv, agent: str | None = None, **overrides: Any) -> Agent:
     """An agent saved with ``agent.save(path)``, attached to ``env`` (which may use another dataset).
 
     The file is read with ``torch.load(weights_only=True)``: it holds tensors and plain data, and loading it runs

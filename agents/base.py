@@ -25,7 +25,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
@@ -59,13 +59,24 @@ def seeded(seed: int) -> Iterator[None]:
         yield
 
 
+AgentT = TypeVar("AgentT", bound="Agent")
+
+
+@runtime_checkable
+class CopyAttributes(Protocol):
+    """A vector env that reads an attribute of each copy (Gymnasium's sync and async ones, ``NASVectorEnv``,
+    ``OneEnv``); Gymnasium's ``VectorEnv`` itself declares no ``get_attr``."""
+
+    def get_attr(self, name: str) -> tuple[Any, ...]: ...
+
+
 class Agent(ABC):
     """An agent that searches a ``NAS-v0`` environment. Hyperparameters live in one dataclass, ``Config``."""
 
     name: ClassVar[str]
     Config: ClassVar[type]
 
-    def __init__(self, env: gym.Env, config: Any = None, **hyperparameters: Any):
+    def __init__(self, env: gym.Env | gym.vector.VectorEnv, config: Any = None, **hyperparameters: Any):
         if config is not None and hyperparameters:
             raise TypeError("pass either a config object or keyword hyperparameters, not both")
         self.config = config if config is not None else self.make_config(**hyperparameters)
@@ -87,20 +98,24 @@ class Agent(ABC):
                 f"{self.name} runs vector envs that reset a copy in the step that ends its episode: make it with "
                 "autoreset_mode=gymnasium.vector.AutoresetMode.SAME_STEP"
             )
-        self.vec_env: gym.vector.VectorEnv = env if self.vectorized else OneEnv(env)
+        self.vec_env: gym.vector.VectorEnv = env if isinstance(env, gym.vector.VectorEnv) else OneEnv(env)
         """What the agent steps: ``env`` itself, or a plain ``env`` as a vector env of one copy."""
         self.num_envs = self.vec_env.num_envs
         """Episodes run at once: the copies of a vector env, 1 for a plain env."""
 
     @classmethod
-    def space_of(cls, env: gym.Env) -> SpaceModel:
+    def space_of(cls, env: gym.Env | gym.vector.VectorEnv) -> SpaceModel:
         """The environment's ``SpaceModel``, through any wrappers."""
         try:
-            return env.unwrapped.get_attr("space_model")[0] if is_vector(env) else env.get_wrapper_attr("space_model")
+            if not isinstance(env, gym.vector.VectorEnv):
+                return env.get_wrapper_attr("space_model")
+            if isinstance(env.unwrapped, CopyAttributes):
+                return env.unwrapped.get_attr("space_model")[0]
         except AttributeError:
-            raise ConfigError(
-                f"{cls.name} searches nasgym environments: {env} has no space_model, so the valid actions are unknown"
-            ) from None
+            pass
+        raise ConfigError(
+            f"{cls.name} searches nasgym environments: {env} has no space_model, so the valid actions are unknown"
+        )
 
     @classmethod
     def make_config(cls, **hyperparameters: Any) -> Any:
@@ -181,20 +196,25 @@ class Agent(ABC):
             "format": checkpoint.FORMAT,
             "config": dataclasses.asdict(self.config),
             "num_timesteps": int(self.num_timesteps),
-            "observation_shape": tuple(int(side) for side in self.vec_env.single_observation_space.shape),
+            "observation_shape": tuple(int(side) for side in observation_shape(self.vec_env)),
             "state": self.state_dict(),
             "metadata": metadata or {},
         }
         checkpoint.write(Path(path), payload)
 
     @classmethod
-    def from_payload(cls, payload: dict[str, Any], env: gym.Env, source: str | Path = "the checkpoint") -> Agent:
+    def from_payload(
+        cls: type[AgentT],
+        payload: dict[str, Any],
+        env: gym.Env | gym.vector.VectorEnv,
+        source: str | Path = "the checkpoint",
+    ) -> AgentT:
         """The agent a checkpoint (``agents.checkpoint.read``) holds, attached to ``env``."""
         shape = tuple(payload["observation_shape"])
-        if shape != tuple(single_space(env).shape):
+        if shape != observation_shape(env):
             raise ConfigError(
                 f"the {payload['agent']} agent in {source} observed shape {shape}, this environment gives "
-                f"{tuple(single_space(env).shape)}; make the environment with the same max_layers and observation"
+                f"{observation_shape(env)}; make the environment with the same max_layers and observation"
             )
         try:
             config = cls.Config(**payload["config"])
@@ -239,8 +259,8 @@ class Agent(ABC):
         ended an episode, not of the reset that followed)."""
         observations, rewards, terminated, truncated, infos = self.vec_env.step(np.asarray(actions))
         self._observation = observations
-        infos = [copy_info(infos, copy) for copy in range(self.num_envs)]
-        return np.asarray(rewards, dtype=float), np.logical_or(terminated, truncated), infos
+        copies = [copy_info(infos, copy) for copy in range(self.num_envs)]
+        return np.asarray(rewards, dtype=float), np.logical_or(terminated, truncated), copies
 
     def _prefetch(self, episodes: list[list[int]]) -> None:
         """Ask the env for every reward these episodes will need as one batch, where it can (``prefetch``); each
@@ -277,7 +297,15 @@ def is_vector(env: Any) -> bool:
 
 def single_space(env: gym.Env | gym.vector.VectorEnv) -> gym.Space:
     """The observation space of one episode, of a plain env or of a vector env's copies."""
-    return env.single_observation_space if is_vector(env) else env.observation_space
+    return env.single_observation_space if isinstance(env, gym.vector.VectorEnv) else env.observation_space
+
+
+def observation_shape(env: gym.Env | gym.vector.VectorEnv) -> tuple[int, ...]:
+    """The shape of one episode's observations (the nasgym envs' observation spaces are boxes, which have one)."""
+    shape = single_space(env).shape
+    if shape is None:
+        raise ConfigError(f"{env} observes a {single_space(env)}, which has no shape; nasgym's agents observe arrays")
+    return shape
 
 
 class OneEnv(gym.vector.VectorEnv):
@@ -327,9 +355,9 @@ class OneEnv(gym.vector.VectorEnv):
         )
 
     def _stacked(self) -> Any:
-        return concatenate(
-            self.single_observation_space, [self._last], create_empty_array(self.single_observation_space, 1)
-        )
+        out = create_empty_array(self.single_observation_space, 1)
+        assert out is not None, "an observation space without a batch array"  # the nasgym envs' boxes have one
+        return concatenate(self.single_observation_space, [self._last], out)
 
     def get_attr(self, name: str) -> tuple[Any, ...]:
         return (self.env.get_wrapper_attr(name),)

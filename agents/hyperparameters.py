@@ -8,7 +8,6 @@ line's ``--set``, the docs) and an int >= 1 to ``validate``, so each rule is wri
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import types
 import typing
@@ -54,10 +53,15 @@ Seed = Annotated[int, Range(0, 2**63)]
 """What NumPy's and PyTorch's generators both accept."""
 
 
-@functools.cache
+_HINTS: dict[type, tuple[dict[str, Any], dict[str, Any]]] = {}
+
+
 def _hints(cls: type) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The fields' types with their ``Range`` markers, and without them (as ``settings.check_value`` reads them)."""
-    return typing.get_type_hints(cls, include_extras=True), typing.get_type_hints(cls)
+    """The fields' types with their ``Range`` markers, and without them (as ``settings.check_value`` reads them);
+    memoised per class (a dict, not ``functools.cache``, whose stub does not take a class as ``Hashable``)."""
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls, include_extras=True), typing.get_type_hints(cls)
+    return _HINTS[cls]
 
 
 def validate(config: Any) -> None:

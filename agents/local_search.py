@@ -74,6 +74,7 @@ class LocalSearch(ProposalAgent):
         self._neighbour_set = set(self._neighbours)
 
     def _restart(self) -> None:
+        assert self.current is not None, "a restart leaves a local optimum"
         self.restarts += 1
         self._report({"local_optimum": self.evaluated[self.current], "restarts": self.restarts})
         self.current, self._starts, self._queue = None, [], []
@@ -123,6 +124,7 @@ class LocalSearch(ProposalAgent):
         self.evaluated[network] = fitness
         if (
             not self.config.full_neighbourhood
+            and self.current is not None  # else there are no neighbours
             and network in self._neighbour_set
             and fitness > self.evaluated[self.current]
         ):

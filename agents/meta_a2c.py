@@ -220,10 +220,10 @@ class MetaA2C(Agent):
                     self.trial_states[index] = self._episode_end(self.trial_states[index])
                     self.mid_episode[index] = False
         if owner == "learn" and self.rollouts[0].inputs:
-            moved = [
-                not all(map(torch.equal, rollout.end_memory, state.memory))
-                for rollout, state in zip(self.rollouts, self.trial_states, strict=True)
-            ]
+            moved = []
+            for rollout, state in zip(self.rollouts, self.trial_states, strict=True):
+                assert rollout.end_memory is not None, "a rollout with steps holds the memory after them"
+                moved.append(not all(map(torch.equal, rollout.end_memory, state.memory)))
             if any(moved):
                 self._update()
         return observations
@@ -270,6 +270,7 @@ class MetaA2C(Agent):
     @one_thread()
     def _update(self) -> None:
         """One n-step advantage actor-critic step on the copies' rollouts: each copy's losses, averaged."""
+        assert self._observation is not None, "an update follows a step, which leaves the copies' observations"
         terms = [
             self._losses(rollout, state, observation)
             for rollout, state, observation in zip(self.rollouts, self.trial_states, self._observation, strict=True)
@@ -278,18 +279,18 @@ class MetaA2C(Agent):
         self._step(policy_loss, value_loss, entropy, torch.cat([term[3] for term in terms]))
         self.rollouts = [Rollout() for _ in range(self.num_envs)]
 
-    def _losses(self, rollout: Rollout, trial_state: MetaA2CState, observation: np.ndarray | None):
+    def _losses(self, rollout: Rollout, trial_state: MetaA2CState, observation: np.ndarray):
         """Policy loss, value loss, entropy and returns of one rollout, replayed through the LSTM with gradients;
         ``trial_state`` and ``observation`` are where the trial stands after it (to bootstrap from)."""
         cfg = self.config
-        memory, logits, values = rollout.start_memory, [], []
+        memory, step_logits, step_values = rollout.start_memory, [], []
         for i, inputs in enumerate(rollout.inputs):  # replay the rollout through the LSTM, now with gradients
             if i > 0 and rollout.dones[i - 1] and cfg.memory != "rl2":
                 memory = self.initial_state().memory
-            step_logits, step_value, memory = self.network(inputs[None], memory)
-            logits.append(step_logits[0])
-            values.append(step_value[0])
-        logits, values = torch.stack(logits), torch.stack(values)
+            one_logits, one_value, memory = self.network(inputs[None], memory)
+            step_logits.append(one_logits[0])
+            step_values.append(one_value[0])
+        logits, values = torch.stack(step_logits), torch.stack(step_values)
 
         with torch.no_grad():  # bootstrap from the value of the next state unless returns stop here
             next_value = 0.0
@@ -353,7 +354,7 @@ class MetaA2C(Agent):
         self._reset_copies()
         copies = state.get("copies")
         fits = copies is not None and len(copies["trial_states"]) == self.num_envs
-        if fits and (self.num_envs > 1 or not self._unused(copies)):
+        if copies is not None and fits and (self.num_envs > 1 or not self._unused(copies)):
             self.trial_states = [read_trial_state(stored) for stored in copies["trial_states"]]
             self.rollouts = [read_rollout(stored) for stored in copies["rollouts"]]
             self.mid_episode = list(copies["mid_episode"])

@@ -174,19 +174,21 @@ class ProposalAgent(Agent):
     def _next_action(self, copy: int, observation: np.ndarray) -> tuple[int, bool, list[int] | None]:
         """The copy's next action (``HOLD``: none), whether it ends the episode, and the episode if it starts now."""
         played = self.space.actions(observation)
-        if self._playing[copy] is None:
+        network = self._playing[copy]
+        if network is None:
             if played:
                 raise RuntimeError(f"copy {copy} stands at {list(played)} but {self.name} gave it no network")
-            self._playing[copy] = self._waiting.pop(0) if self._waiting else self._propose()
-            if self._playing[copy] is None:
+            network = self._playing[copy] = self._waiting.pop(0) if self._waiting else self._propose()
+            if network is None:
                 return HOLD, False, None
-        actions = episode(self._playing[copy], self.max_layers)
+        actions = episode(network, self.max_layers)
         if tuple(actions[: len(played)]) != played or len(played) >= len(actions):
             raise RuntimeError(f"copy {copy} stands at {list(played)}, not on the way to {actions}")
         return actions[len(played)], len(played) + 1 == len(actions), None if played else actions
 
     def _stepped(self, copy: int, reward: float, done: bool, last: bool) -> None:
         network = self._playing[copy]
+        assert network is not None, "a copy that stepped plays a network"
         if done != last:
             raise RuntimeError(f"the environment ended episode {episode(network, self.max_layers)} at another step")
         if done:

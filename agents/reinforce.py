@@ -29,7 +29,7 @@ from torch.distributions import Categorical
 from agents.base import Agent, StepCallback, seeded
 from agents.encoding import masked_logits, masks, one_thread
 from agents.hyperparameters import Fraction, NonNegativeFloat, PositiveFloat, PositiveInt, Seed, validate
-from agents.zophle_controller import CONTROLLERS
+from agents.zophle_controller import CONTROLLERS, ActionController
 from nasgym.core.vector_env import HOLD
 
 
@@ -60,7 +60,7 @@ class ReinforceConfig:
         validate(self)
 
 
-class Controller(nn.Module):
+class Controller(ActionController):
     """LSTM over the previous actions -> logits of the next action. Input token ``n_actions`` is the start."""
 
     def __init__(self, n_actions: int, hidden_size: int, num_layers: int, init_range: float):
@@ -87,6 +87,7 @@ class Reinforce(Agent):
         cfg = self.config
         with seeded(cfg.seed):  # a space with a controller of its own (Zoph & Le's) gets it, others the chain's
             controller = CONTROLLERS.get(self.space.name)
+            self.controller: ActionController
             if controller is not None:
                 self.controller = controller(self.space, cfg.hidden_size, cfg.num_layers, cfg.init_range)
             else:
@@ -198,33 +199,36 @@ class Reinforce(Agent):
     def _check_copies(self, observations: np.ndarray) -> None:
         """Each copy must stand where its episode of the batch left off. After a reset that did not put an
         unfinished episode back (a fresh env), that episode starts over."""
+        batch = self._batch
+        assert batch is not None, "checked while a batch is being played"
         for copy, k in enumerate(self._assigned):
             actions = list(self.space.actions(observations[copy]))
-            if k < 0 or actions == self._batch[k][: len(self._member_rewards[k])]:
+            if k < 0 or actions == batch[k][: len(self._member_rewards[k])]:
                 continue
             if actions:
-                raise RuntimeError(f"copy {copy} stands at {actions}, not at the start of {self._batch[k]}")
+                raise RuntimeError(f"copy {copy} stands at {actions}, not at the start of {batch[k]}")
             self._member_rewards[k] = []
 
     @one_thread()
     def _update(self) -> None:
         """One policy-gradient step on the finished batch, then the baseline moves towards its rewards."""
-        cfg = self.config
-        m, steps = len(self._batch), max(len(actions) for actions in self._batch)
+        cfg, batch = self.config, self._batch
+        assert batch is not None, "an update learns from the batch just played"
+        m, steps = len(batch), max(len(actions) for actions in batch)
         previous = torch.full((m, steps), self.controller.start)
         taken = torch.zeros((m, steps), dtype=torch.long)
         returns = torch.zeros((m, steps))
         observations = np.stack(
-            [np.stack([self.space.observe(actions[:t]) for t in range(steps)]) for actions in self._batch]
+            [np.stack([self.space.observe(actions[:t]) for t in range(steps)]) for actions in batch]
         )
-        for k, (actions, rewards) in enumerate(zip(self._batch, self._member_rewards, strict=True)):
+        for k, (actions, rewards) in enumerate(zip(batch, self._member_rewards, strict=True)):
             taken[k, : len(actions)] = torch.tensor(actions)
             previous[k, 1 : len(actions)] = torch.tensor(actions[:-1], dtype=torch.long)
             reward_to_go = 0.0
             for t in reversed(range(len(actions))):
                 reward_to_go = rewards[t] + cfg.gamma * reward_to_go
                 returns[k, t] = reward_to_go
-        lengths = torch.tensor([len(actions) for actions in self._batch])
+        lengths = torch.tensor([len(actions) for actions in batch])
         valid = torch.arange(steps)[None, :] < lengths[:, None]
         episode_returns = returns[:, 0]
         if self.baseline is None:

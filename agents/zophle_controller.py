@@ -15,6 +15,7 @@ is written knowing which connections were made (the paper does not say what the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -24,7 +25,14 @@ from nasgym.core.zophle.space import ANCHOR, N_ACTIONS, TOKEN_TYPES
 from nasgym.core.zophle.space_model import ZophLeSpaceModel
 
 
-class ZophLeController(nn.Module):
+class ActionController(nn.Module):
+    """What REINFORCE needs of a controller: ``forward(previous_actions, state)`` -> logits ``(batch, time,
+    n_actions)`` and the state to pass back, and ``start``, the input token before the first action."""
+
+    start: int
+
+
+class ZophLeController(ActionController):
     """``forward(previous_actions, state)`` -> logits ``(batch, time, N_ACTIONS)``, as ``reinforce.Controller``:
     call it on whole sequences from the start token, or step by step passing the state back."""
 
@@ -78,6 +86,6 @@ class ZophLeController(nn.Module):
         return torch.stack(logits, dim=1), (lstm_state, offset + steps, history)
 
 
-CONTROLLERS: dict[str, type[nn.Module]] = {"zophle": ZophLeController}
+CONTROLLERS: dict[str, Callable[[Any, int, int, float], ActionController]] = {"zophle": ZophLeController}
 """REINFORCE's controller per space model ``name``, for spaces with one of their own; any other space gets the chain
 controller (``reinforce.Controller``). Each is built as ``controller(space, hidden_size, num_layers, init_range)``."""

@@ -162,6 +162,8 @@ class ToySpace:
     fixed_keywords: Mapping[str, Any] = {}
     has_curriculum = False
     has_vector_env = False
+    reward_sources = frozenset({"trained"})
+    action_tokens = None
 
     def key_payload(self, network: Width) -> list[int]:
         return [network.units]

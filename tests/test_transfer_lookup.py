@@ -27,6 +27,9 @@ def test_a_table_transfer_scores_zero_shot_quality_and_tests_the_frozen_policy_a
     settings = TransferSettings(agent="meta_a2c", train=["omniglot_small1"], eval=["omniglot_small2"], steps_train=40,
                                 steps_eval=60, seeds=3, env_options={"reward_source": "table"})  # fmt: skip
     results = run_transfer(tmp_path / "transfer", settings, progress=False)
+    machine = json.loads((tmp_path / "transfer" / "results.json").read_text())["machine"]
+    # per seed: meta-A2C and the DQN control trained, then seven runs on the held-out table
+    assert machine["runs"] == 3 * (2 + 7) and machine["runs_wall_seconds"] > 0
     table = Table.open("omniglot_small2")
     lookup = results["lookup"]["omniglot_small2"]
     for variant in ("frozen", "frozen_memory_reset", "scratch", "random", "control_frozen"):

@@ -13,10 +13,11 @@ from torch import nn
 
 from nasgym.core import settings
 from nasgym.core.config import EnvConfig, make_configs
+from nasgym.core.errors import ConfigError
 from nasgym.core.network import NetworkConfig, build_network, parameter_count
 from nasgym.core.sampling import random_network
-from nasgym.core.search_space import Architecture
-from nasgym.core.space_model import ChainSpaceModel
+from nasgym.core.search_space import ACTION_TOKENS, Architecture
+from nasgym.core.space_model import ChainSpaceModel, SpaceModel
 from nasgym.core.spaces import SearchSpace
 from nasgym.core.training import TrainConfig
 
@@ -33,6 +34,8 @@ class ChainSpace(SearchSpace):
     fixed_keywords: Mapping[str, Any] = {}
     has_curriculum = False
     has_vector_env = True
+    reward_sources = frozenset({"trained", "weight_sharing", "table", "surrogate"})
+    action_tokens: tuple[str, ...] | None = ACTION_TOKENS
 
     def key_payload(self, network: Architecture) -> list[list[int]]:
         """The NSC matrix, unpadded: what NAS-v0's keys have always held."""
@@ -75,8 +78,10 @@ class ChainSpace(SearchSpace):
         _, env_config, _ = self.make_configs(options)
         return ChainSpaceModel(env_config.image_size, env_config.max_layers, env_config.observation)
 
-    def sample(self, rng: np.random.Generator, model: ChainSpaceModel) -> Architecture:
+    def sample(self, rng: np.random.Generator, model: SpaceModel) -> Architecture:
         """``sampling.random_network``: a uniform depth, then layers uniform among the valid ones."""
+        if not isinstance(model, ChainSpaceModel):
+            raise ConfigError(f"the chain space samples with its own space model, not {model.name!r}'s")
         return random_network(rng, model.image_size, model.max_steps)
 
 

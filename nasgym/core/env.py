@@ -157,7 +157,7 @@ class NASEnv(EvaluatedEnv):
         self._done = False
         return self._observation(), {"architecture": str(architecture), "layers": len(architecture)}
 
-    def step(self, action: int):
+    def step(self, action: int | np.integer[Any]):
         self._check_step(action)
         rewarded = self.rewarded_network(int(action))
         self.architecture = self.architecture.append(int(action))
@@ -221,6 +221,7 @@ class NASEnv(EvaluatedEnv):
         }
 
 
-NASEnv.__doc__ = NASEnv.__doc__.replace(
-    "{settings_table}", settings.markdown_table(settings.settings_of(*SETTINGS_CLASSES)).replace("\n", "\n    ")
-)
+if NASEnv.__doc__ is not None:  # None under python -OO, which strips docstrings
+    NASEnv.__doc__ = NASEnv.__doc__.replace(
+        "{settings_table}", settings.markdown_table(settings.settings_of(*SETTINGS_CLASSES)).replace("\n", "\n    ")
+    )

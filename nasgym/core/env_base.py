@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -18,11 +18,11 @@ from nasgym.core.reward_sources import build_evaluator
 from nasgym.core.training import TrainConfig
 
 
-class EvaluatedEnv(gym.Env[np.ndarray, int]):
+class EvaluatedEnv(gym.Env[np.ndarray, "int | np.integer[Any]"]):
     """A search-space environment whose rewards come from ``self.evaluator``; subclasses set ``action_space``,
-    ``observation_space`` and ``_done``."""
+    ``observation_space`` and ``_done``. An action is an int or a NumPy integer (what ``Discrete.sample`` gives)."""
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 1}
+    metadata: dict[str, Any] = {"render_modes": ["ansi"], "render_fps": 1}  # noqa: RUF012  # gym.Env's annotation
     _spec: EnvSpec | None = None
     _done: bool = False
 

@@ -30,11 +30,11 @@ from nasgym.core.inflight import InFlight
 from nasgym.core.network import NetworkConfig
 from nasgym.core.paths import default_cache_path
 from nasgym.core.reward_cache import RewardCache
-from nasgym.core.search_space import DEFAULT_IMAGE_SIZE, Architecture
+from nasgym.core.search_space import DEFAULT_IMAGE_SIZE
 from nasgym.core.training import ChildTrainer, EpochCallback, TrainConfig, resolve_device
 
 
-def checked(architectures: Sequence[Architecture]) -> Sequence[Architecture]:
+def checked(architectures: Sequence[spaces.Network]) -> Sequence[spaces.Network]:
     """``architectures`` if each is one: a string or an action list would fail deep inside the evaluator instead."""
     for item in architectures:
         if not spaces.is_network(item):
@@ -57,13 +57,13 @@ class Evaluator(Protocol):
     a search's checkpoint holds ``state_dict()``."""
 
     def evaluate(
-        self, architectures: Sequence[Architecture], on_epoch: EpochCallback | None = None
+        self, architectures: Sequence[spaces.Network], on_epoch: EpochCallback | None = None
     ) -> list[Evaluation]:
         """Rewards of valid architectures, in order; duplicates are evaluated once. ``on_epoch(epoch)`` is called
         after each epoch of a training run in this process (evaluators that train nothing by epochs never call it)."""
         ...
 
-    def cached(self, architecture: Architecture) -> Evaluation | None:
+    def cached(self, architecture: spaces.Network) -> Evaluation | None:
         """The reward this evaluator would answer without training, if any."""
         ...
 
@@ -94,7 +94,7 @@ class EvaluatorBase:
 
     stationary: bool = True
 
-    def cached(self, architecture: Architecture) -> Evaluation | None:
+    def cached(self, architecture: spaces.Network) -> Evaluation | None:
         """Nothing is known without evaluating."""
         return None
 
@@ -151,10 +151,10 @@ class CachedEvaluator(EvaluatorBase):
         if self.cache is not None:
             self.cache.close()
 
-    def key(self, architecture: Architecture) -> str:
+    def key(self, architecture: spaces.Network) -> str:
         return spaces.network_key(self.data.fingerprint, architecture.network, self.settings)
 
-    def cached(self, architecture: Architecture) -> Evaluation | None:
+    def cached(self, architecture: spaces.Network) -> Evaluation | None:
         """The reward this evaluator would answer without training, if any."""
         key = self.key(architecture)
         if key in self._memo:
@@ -162,10 +162,10 @@ class CachedEvaluator(EvaluatorBase):
         return self.cache.get(key) if self.cache is not None else None
 
     def evaluate(
-        self, architectures: Sequence[Architecture], on_epoch: EpochCallback | None = None
+        self, architectures: Sequence[spaces.Network], on_epoch: EpochCallback | None = None
     ) -> list[Evaluation]:
         keys = [self.key(architecture) for architecture in checked(architectures)]
-        to_compute: dict[str, Architecture] = {}
+        to_compute: dict[str, spaces.Network] = {}
         for architecture, key in zip(architectures, keys, strict=True):
             if key in self._memo or key in to_compute:
                 self.stats.repeats += 1
@@ -178,13 +178,13 @@ class CachedEvaluator(EvaluatorBase):
             self._compute_unclaimed(to_compute, on_epoch)
         return [self._memo[key] for key in keys]
 
-    def _compute_unclaimed(self, to_compute: dict[str, Architecture], on_epoch: EpochCallback | None) -> None:
+    def _compute_unclaimed(self, to_compute: dict[str, spaces.Network], on_epoch: EpochCallback | None) -> None:
         """Have the executor compute the networks nobody else is computing; wait for the others' rewards (or take
         their work over when their claims expire)."""
         in_flight = InFlight(self.cache)
         waiting = dict(to_compute)
 
-        def record(key: str, network: Architecture, evaluation: Evaluation) -> None:
+        def record(key: str, network: spaces.Network, evaluation: Evaluation) -> None:
             self._record(key, network, evaluation)
             in_flight.finish(key, self._memo[key])
 
@@ -202,7 +202,7 @@ class CachedEvaluator(EvaluatorBase):
         finally:
             in_flight.release()
 
-    def _record(self, key: str, network: Architecture, evaluation: Evaluation) -> None:
+    def _record(self, key: str, network: spaces.Network, evaluation: Evaluation) -> None:
         """Count, store and memoise one computed reward."""
         if not evaluation.node:
             evaluation = replace(evaluation, node=socket.gethostname())
@@ -275,7 +275,7 @@ class FunctionEvaluator(EvaluatorBase):
 
     def __init__(
         self,
-        reward_fn: Callable[[Architecture], float],
+        reward_fn: Callable[[spaces.Network], float],
         n_classes: int = 10,
         image_size: int = DEFAULT_IMAGE_SIZE,
     ):
@@ -285,7 +285,7 @@ class FunctionEvaluator(EvaluatorBase):
         self.stats = EvaluationStats()
 
     def evaluate(
-        self, architectures: Sequence[Architecture], on_epoch: EpochCallback | None = None
+        self, architectures: Sequence[spaces.Network], on_epoch: EpochCallback | None = None
     ) -> list[Evaluation]:
         results = []
         for architecture in checked(architectures):

@@ -22,10 +22,10 @@ from tqdm.auto import tqdm
 from nasgym.core.datasets import ImageData
 from nasgym.core.evaluation import Evaluation
 from nasgym.core.progress import bars_disabled
-from nasgym.core.search_space import Architecture
+from nasgym.core.spaces import Network
 from nasgym.core.training import ChildTrainer, EpochCallback, TrainConfig, resolve_device, retained_heap
 
-Record = Callable[[str, Architecture, Evaluation], None]
+Record = Callable[[str, Network, Evaluation], None]
 """Called with each computed network's reward key, network and reward as soon as it is known."""
 
 PROGRESS_AFTER_SECONDS = 10.0
@@ -36,7 +36,7 @@ PROGRESS_AFTER_SECONDS = 10.0
 class Executor(Protocol):
     """Computes the rewards of networks the reward layer has claimed; keeps no answers of its own."""
 
-    def run(self, networks: Mapping[str, Architecture], record: Record, on_epoch: EpochCallback | None = None) -> None:
+    def run(self, networks: Mapping[str, Network], record: Record, on_epoch: EpochCallback | None = None) -> None:
         """Compute every network of ``networks`` (reward key -> network) and call ``record(key, network, reward)``
         for each, once, as soon as its reward is known, in any order. Returning means all were recorded; raising
         leaves the unrecorded ones to the reward layer, which gives their claims up. ``on_epoch(epoch)``: after each
@@ -91,7 +91,7 @@ class LocalExecutor:
         """Split and place the data now, so a split that cannot work fails before a caller shows progress."""
         _ = self.trainer
 
-    def run(self, networks: Mapping[str, Architecture], record: Record, on_epoch: EpochCallback | None = None) -> None:
+    def run(self, networks: Mapping[str, Network], record: Record, on_epoch: EpochCallback | None = None) -> None:
         trainer = self.trainer
         workers = min(self.concurrency, len(networks), trainer.max_threads)
         keep_heap = retained_heap() if self.device.type == "cpu" else contextlib.nullcontext()
@@ -112,17 +112,17 @@ class LocalExecutor:
     def _run_threads(
         self,
         trainer: ChildTrainer,
-        networks: Mapping[str, Architecture],
+        networks: Mapping[str, Network],
         workers: int,
         record: Record,
         bar: tqdm,
         on_epoch: EpochCallback | None,
-    ) -> dict[str, Architecture]:
+    ) -> dict[str, Network]:
         """Train on ``workers`` threads, recording each reward as its training ends; the networks that ran out of
         memory beside others are returned instead (perhaps not alone)."""
-        alone: dict[str, Architecture] = {}
+        alone: dict[str, Network] = {}
 
-        def finish(key: str, network: Architecture, evaluation: Evaluation) -> None:
+        def finish(key: str, network: Network, evaluation: Evaluation) -> None:
             if out_of_memory(evaluation):
                 alone[key] = network
             else:
@@ -141,7 +141,7 @@ class LocalExecutor:
                     finish(key, network, future.result())
         return alone
 
-    def train_one(self, network: Architecture, on_epoch: EpochCallback | None = None) -> Evaluation:
+    def train_one(self, network: Network, on_epoch: EpochCallback | None = None) -> Evaluation:
         """One training; a long one shows that it is alive (12 epochs at 84 px take minutes on a CPU)."""
         if on_epoch is not None:
             return self.trainer.train(network, on_epoch=on_epoch)

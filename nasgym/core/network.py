@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 import torch
 from torch import nn
@@ -96,7 +96,10 @@ class RunningStatsBatchNorm2d(nn.BatchNorm2d):
         )
 
 
-def glorot_init(model: nn.Module) -> nn.Module:
+_M = TypeVar("_M", bound=nn.Module)
+
+
+def glorot_init(model: _M) -> _M:
     """Keras' defaults: glorot-uniform kernels and zero biases for convolutions and dense layers."""
     for module in model.modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
@@ -205,5 +208,6 @@ def to_device(model: nn.Module, device: torch.device, channels_last: bool = True
     oneDNN's CPU convolutions took ~20% less time per step (benchmarks/README.md)."""
     model = model.to(device)
     if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        # torch's stub lists no overload of Module.to with memory_format, which Module.to accepts
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     return model

@@ -47,6 +47,7 @@ from nasgym.core.executors import Record, out_of_memory
 from nasgym.core.progress import bars_disabled
 from nasgym.core.reward_cache import RewardCache
 from nasgym.core.search_space import Architecture
+from nasgym.core.spaces import Network
 from nasgym.core.training import ChildTrainer, EpochCallback, LearningCurve, TrainConfig
 from nasgym.core.training.trainer import split_for
 
@@ -180,7 +181,7 @@ def _task_gpu(ray: Any) -> tuple[str, float]:
 
 
 def _train_task(
-    data_box: list, config: TrainConfig, device: str, network: Architecture, curve: bool = False
+    data_box: list, config: TrainConfig, device: str, network: Network, curve: bool = False
 ) -> Evaluation | LearningCurve:
     """Runs in a Ray worker: one training (its learning curve when ``curve``), on the trainer this worker keeps for
     the dataset, settings and device. The dataset comes boxed in a list so that Ray hands over its reference, fetched
@@ -278,7 +279,7 @@ class RayExecutor:
         connect(self.address)
         share_dataset(self.data)
 
-    def run(self, networks: Mapping[str, Architecture], record: Record, on_epoch: EpochCallback | None = None) -> None:
+    def run(self, networks: Mapping[str, Network], record: Record, on_epoch: EpochCallback | None = None) -> None:
         ray = connect(self.address)
         box = [share_dataset(self.data)]
         shared = self.device.type == "cuda" and self.task_gpus < 1  # beside other trainings on one GPU
@@ -290,12 +291,12 @@ class RayExecutor:
         self,
         ray: Any,
         box: list,
-        networks: Mapping[str, Architecture],
+        networks: Mapping[str, Network],
         record: Record,
         gpus: float,
         *,
         hold_out_of_memory: bool = False,
-    ) -> dict[str, Architecture]:
+    ) -> dict[str, Network]:
         """Train ``networks`` as tasks on ``gpus`` GPUs each and record the rewards; with ``hold_out_of_memory``
         return the networks that ran out of memory instead of recording them."""
         task = _remote_task().options(
@@ -305,7 +306,7 @@ class RayExecutor:
             task.remote(box, self.config, self.device.type, network): (key, network)
             for key, network in networks.items()
         }
-        held: dict[str, Architecture] = {}
+        held: dict[str, Network] = {}
         quiet = True if len(networks) < 2 else None  # None: tqdm shows the bar on a terminal only
         try:
             with tqdm(total=len(networks), desc="training on ray", unit="net", disable=bars_disabled(quiet)) as bar:
@@ -323,7 +324,7 @@ class RayExecutor:
                 ray.cancel(ref, force=True)
         return held
 
-    def _result(self, ray: Any, ref: Any, network: Architecture) -> Evaluation:
+    def _result(self, ray: Any, ref: Any, network: Network) -> Evaluation:
         try:
             return ray.get(ref)
         except ray.exceptions.RayTaskError as error:  # raised by the training itself: nasgym's own error as it is

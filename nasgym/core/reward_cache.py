@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeGuard, TypeVar
 
 from nasgym.core.errors import RewardCacheError, warn
 from nasgym.core.evaluation import Evaluation
@@ -413,7 +413,7 @@ def _bad_numbers(accuracy: object, train_seconds: object, parameters: object) ->
     """What in a stored row is not a reward's number ('' when all are): accuracy in [0, 1], finite seconds >= 0,
     a whole number of parameters (-1: none counted)."""
 
-    def number(value: object) -> bool:
+    def number(value: object) -> TypeGuard[int | float]:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
 
     if not (number(accuracy) and 0 <= accuracy <= 1):  # NaN and inf fail too

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from nasgym.core.errors import ArchitectureError, ConfigError
 from nasgym.core.reward_cache import reward_key
@@ -53,6 +53,10 @@ class SearchSpace(Protocol):
     """Whether its environment's depth can grow during a search (``set_depth``)."""
     has_vector_env: bool
     """Whether ``gym.make_vec`` runs copies of its environment as one batch."""
+    reward_sources: frozenset[str]
+    """The ``reward_source`` values its environment serves (weight sharing needs a supernet of the space)."""
+    action_tokens: tuple[str, ...] | None
+    """A name per action when each action is one fixed layer (reports show the share of each); None otherwise."""
 
     def key_payload(self, network: Any) -> Any:
         """The JSON-able encoding of ``network`` in its reward key (the key's ``nsc`` field)."""
@@ -104,6 +108,19 @@ class SearchSpace(Protocol):
         """A valid network of ``model``'s space drawn at random (a network a reward belongs to: the weight-sharing
         warm-up and ``nasgym fidelity`` draw them)."""
         ...
+
+
+class Network(Protocol):
+    """A network of a registered search space (``Architecture``, ``ZophLeArchitecture``): immutable and hashable,
+    its ``space`` a class attribute naming the space, ``network`` what its reward belongs to, ``str`` what the
+    space's ``parse`` reads."""
+
+    space: ClassVar[str]
+
+    @property
+    def network(self) -> Network: ...
+
+    def __hash__(self) -> int: ...
 
 
 _ENTRY_POINTS: dict[str, str] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import math
-from typing import Any
+from typing import Any, TextIO
 
 import gymnasium as gym
 import numpy as np
@@ -37,7 +37,7 @@ class _Log:
         self.unfinished: list[list[int]] = [[] for _ in range(num_envs)]
         self._rewarded: set[str] = set()
         self._last_best: dict[int, float] = {}
-        self._handle = None
+        self._handle: TextIO | None = None
         self._writer: csv.DictWriter | None = None
 
     @property
@@ -61,11 +61,11 @@ class _Log:
                     if not row.terminated and copy < len(self.current):
                         self.current[copy] = [row.episode, row.episode_step]
                         self.unfinished[copy] = list(Architecture.parse(row.architecture).actions)
-            self._handle = open(path, "a" if kept else "w", newline="")  # noqa: SIM115 (open while wrapped)
-            self._writer = csv.DictWriter(self._handle, EPISODE_COLUMNS)
+            self._handle = handle = open(path, "a" if kept else "w", newline="")  # noqa: SIM115 (open while wrapped)
+            self._writer = writer = csv.DictWriter(handle, EPISODE_COLUMNS)
             if not kept:
-                self._writer.writeheader()
-                self._handle.flush()
+                writer.writeheader()
+                handle.flush()
 
     @staticmethod
     def _add_missing_columns(path) -> None:
@@ -84,11 +84,12 @@ class _Log:
         self.current = [None] * len(self.current)
 
     def row(self, copy: int, action: int, reward: float, terminated: bool, info: dict[str, Any]) -> dict[str, Any]:
-        if self.current[copy] is None:
-            self.current[copy] = [self.next_episode, 0]
+        current = self.current[copy]
+        if current is None:
+            current = self.current[copy] = [self.next_episode, 0]
             self.next_episode += 1
-        self.current[copy][1] += 1
-        episode, episode_step = self.current[copy]
+        current[1] += 1
+        episode, episode_step = current
         if terminated:
             self.current[copy] = None
         self.step_count += 1
@@ -120,6 +121,8 @@ class _Log:
 
     def write(self, rows: list[dict[str, Any]]) -> None:
         self._last_best = {row["step"]: row["best_reward"] for row in rows}
+        if self._writer is None or self._handle is None:
+            raise RuntimeError("the episode log is written to before it was opened (at the first reset)")
         with translate_disk_full(self.folder.episodes_file, RESUME_ADVICE):
             self._writer.writerows(rows)
             self._handle.flush()
@@ -153,7 +156,7 @@ class EpisodeLogger(gym.Wrapper):
 
     def step(self, action: int):
         observation, reward, terminated, truncated, info = self.env.step(action)
-        self.log.write([self.log.row(0, action, reward, terminated, info)])
+        self.log.write([self.log.row(0, action, float(reward), terminated, info)])
         return observation, reward, terminated, truncated, info
 
     def close(self) -> None:
@@ -217,7 +220,8 @@ class ProgressLog:
 
         self.path = folder.progress_file
         with translate_disk_full(self.path, RESUME_ADVICE):
-            self.rows = truncate_csv(self.path, resume_step) if resume_step else []
+            self.rows: list[dict[str, Any]] = truncate_csv(self.path, resume_step) if resume_step else []
+            """progress.csv's rows: the kept ones read back (text), then each update's metrics (numbers)."""
             if not self.rows:  # an agent without updates (random search) still leaves the file
                 self.path.write_text("step\n")
         self.fieldnames = list(self.rows[0]) if self.rows else ["step"]

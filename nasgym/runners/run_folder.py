@@ -237,7 +237,7 @@ class RunFolder:
         missing = [name for name in EPISODE_COLUMNS if name not in header and name != "env"]
         if lines and missing:
             raise _damaged(path, 1, f"the header lacks {', '.join(missing)}")
-        rows = []
+        rows: list[EpisodeRow] = []
         for line, cells in lines:
             try:
                 row = EpisodeRow.from_csv(cells)

@@ -19,7 +19,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import gymnasium as gym
 from tqdm.auto import tqdm
@@ -31,7 +31,14 @@ from nasgym.core.config import BackendConfig
 from nasgym.core.errors import ConfigError, NasGymError
 from nasgym.core.protocols import DEFAULT_PROTOCOL
 from nasgym.runners.curriculum import Curriculum
-from nasgym.runners.envs import NAS_V0, check_env_id, curriculum_env_ids, flat_settings, has_curriculum
+from nasgym.runners.envs import (
+    NAS_V0,
+    check_env_id,
+    curriculum_env_ids,
+    flat_settings,
+    has_curriculum,
+    has_vector_env,
+)
 from nasgym.runners.episode_log import EpisodeLogger, ProgressLog, VectorEpisodeLogger
 from nasgym.runners.experiments.plots import plot_search, reward_label
 from nasgym.runners.run_folder import EpisodeRow, RunFolder
@@ -117,7 +124,13 @@ def _make_env(settings: SearchSettings) -> gym.Env | gym.vector.VectorEnv:
     )
 
 
-def _agent(settings: SearchSettings, env: gym.Env, folder: RunFolder, start_step: int, start_from: Path | None):
+def _agent(
+    settings: SearchSettings,
+    env: gym.Env | gym.vector.VectorEnv,
+    folder: RunFolder,
+    start_step: int,
+    start_from: Path | None,
+) -> agents.Agent:
     if start_step:  # a checkpoint of another agent is refused before anything is built
         agent = agents.load(folder.checkpoint, env, agent=settings.agent)
         _restore_evaluator(env, folder)
@@ -129,20 +142,20 @@ def _agent(settings: SearchSettings, env: gym.Env, folder: RunFolder, start_step
     return agents.make(settings.agent, env, **settings.agent_options)
 
 
-def _stateful_evaluator(env: gym.Env) -> Any:
+def _stateful_evaluator(env: gym.Env | gym.vector.VectorEnv) -> Any:
     """The environment's evaluator when its rewards depend on a state it holds (not ``stationary``: its
     ``state_dict`` goes into the checkpoint), else None."""
     evaluator = getattr(env.unwrapped, "evaluator", None)
     return evaluator if evaluator is not None and not evaluator.stationary else None
 
 
-def checkpoint_metadata(env: gym.Env, steps: int) -> dict[str, Any]:
+def checkpoint_metadata(env: gym.Env | gym.vector.VectorEnv, steps: int) -> dict[str, Any]:
     """What a search stores beside the agent: the step count and, where it has one, the evaluator's state."""
     evaluator = _stateful_evaluator(env)
     return {"search_steps": steps, **({"evaluator": evaluator.state_dict()} if evaluator is not None else {})}
 
 
-def _restore_evaluator(env: gym.Env, folder: RunFolder) -> None:
+def _restore_evaluator(env: gym.Env | gym.vector.VectorEnv, folder: RunFolder) -> None:
     evaluator = _stateful_evaluator(env)
     if evaluator is None:
         return
@@ -164,7 +177,7 @@ def run_search(
     resume: bool = False,
     progress: bool = True,
     checkpoint_seconds: float = 10.0,
-    env: gym.Env | None = None,
+    env: gym.Env | gym.vector.VectorEnv | None = None,
     start_from: str | Path | None = None,
     learn: bool = True,
 ) -> dict[str, Any]:
@@ -184,8 +197,8 @@ def run_search(
         raise ConfigError(f"num_envs must be a positive number of environment copies, got {num_envs!r}")
     if env is not None and (env.num_envs if isinstance(env, gym.vector.VectorEnv) else 1) != num_envs:
         raise ConfigError(f"num_envs is {num_envs}, but the env given runs {getattr(env, 'num_envs', 1)} copies")
-    if check_env_id(settings.env) != NAS_V0 and num_envs > 1:
-        raise ConfigError(f"--num-envs above 1 runs NAS-v0's batched vector env; {settings.env} runs one env")
+    if not has_vector_env(check_env_id(settings.env)) and num_envs > 1:
+        raise ConfigError(f"--num-envs above 1 needs a batched vector env; {settings.env} runs one env (give 1)")
     agent_config = agents.make_config(settings.agent, **settings.agent_options)  # bad ones fail before any work
     curriculum = _curriculum(settings, agent_config)
     folder = RunFolder(out_dir)
@@ -193,6 +206,7 @@ def run_search(
         start_step = _resume_step(folder, settings, resume)
         if env is None:
             env = _make_env(settings)
+        logged_env: EpisodeLogger | VectorEpisodeLogger
         if isinstance(env, gym.vector.VectorEnv):
             logged_env = VectorEpisodeLogger(env, folder, resume_step=start_step)
         else:
@@ -201,12 +215,36 @@ def run_search(
             agent = _agent(settings, logged_env, folder, start_step, Path(start_from) if start_from else None)
             folder.write_settings(asdict(settings))  # only once the agent exists; on resume the budget may grow
             if curriculum is not None:
-                curriculum.check(env.unwrapped.max_layers, getattr(agent_config, "architectures_per_update", None))
+                curriculum.check(_grown(env).max_layers, getattr(agent_config, "architectures_per_update", None))
             return _search(
                 folder, settings, logged_env, agent, start_step, progress, checkpoint_seconds, learn, curriculum
             )
         finally:
             logged_env.close()
+
+
+@runtime_checkable
+class GrowingEnv(Protocol):
+    """An environment whose depth a curriculum grows (a space's ``has_curriculum``)."""
+
+    @property
+    def max_layers(self) -> int: ...
+
+    def set_depth(self, layers: int) -> None: ...
+
+
+def _grown(env: gym.Env | gym.vector.VectorEnv) -> GrowingEnv:
+    """The environment under ``env``'s wrappers, whose depth the curriculum sets."""
+    unwrapped = env.unwrapped
+    if not isinstance(unwrapped, GrowingEnv):
+        raise ConfigError(f"a curriculum grows an environment's depth; {unwrapped} has no set_depth and max_layers")
+    return unwrapped
+
+
+def _deepen(env: gym.Env | gym.vector.VectorEnv, curriculum: Curriculum, finished: int) -> None:
+    """The depth of the coming episodes once ``finished`` episodes have ended."""
+    grown = _grown(env)
+    grown.set_depth(curriculum.depth(finished, grown.max_layers))
 
 
 def _curriculum(settings: SearchSettings, agent_config: Any) -> Curriculum | None:
@@ -232,7 +270,7 @@ def _search(
     log = ProgressLog(folder, start_step)
     finished = sum(row.terminated for row in folder.episodes()[:start_step])
     if curriculum is not None:
-        env.unwrapped.set_depth(curriculum.depth(finished, env.unwrapped.max_layers))
+        _deepen(env, curriculum, finished)
     agent.update_listener = lambda metrics: log.update({**metrics, "step": env.step_count})
     bar = tqdm(
         total=settings.steps,
@@ -252,7 +290,7 @@ def _search(
         bar.update(1)
         if event["terminated"] and curriculum is not None:  # the agent is done with the episode: deepen now
             finished += 1
-            env.unwrapped.set_depth(curriculum.depth(finished, env.unwrapped.max_layers))
+            _deepen(env, curriculum, finished)
         log.step(step, event["reward"], env.best_at(step))
         bar.set_postfix(best=f"{env.best_at(step):.4f}", arch=event["info"]["architecture"])
         if event["terminated"] and time.monotonic() - last_save >= checkpoint_seconds:

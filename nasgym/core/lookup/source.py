@@ -14,7 +14,7 @@ from typing import Any
 from nasgym.core.errors import ConfigError
 from nasgym.core.evaluation import Evaluation, EvaluationStats
 from nasgym.core.lookup.table import Table, TableError, shipped
-from nasgym.core.search_space import Architecture
+from nasgym.core.spaces import Network
 from nasgym.core.training import EpochCallback, TrainConfig, resolve_device
 
 SOURCE = "table"
@@ -96,7 +96,7 @@ class TableEvaluator:
     def close(self) -> None:
         """Nothing to close: the table is in memory."""
 
-    def cached(self, architecture: Architecture) -> Evaluation | None:
+    def cached(self, architecture: Network) -> Evaluation | None:
         """Every answer is known without training."""
         return self.evaluate([architecture])[0]
 
@@ -118,13 +118,11 @@ class TableEvaluator:
         digest = hashlib.sha256(f"{network}|{self.config.seed}".encode()).digest()
         return seeds[int.from_bytes(digest[:8], "little") % len(seeds)]
 
-    def evaluate(
-        self, architectures: Sequence[Architecture], on_epoch: EpochCallback | None = None
-    ) -> list[Evaluation]:
+    def evaluate(self, architectures: Sequence[Network], on_epoch: EpochCallback | None = None) -> list[Evaluation]:
         """Answered at once (``on_epoch`` is never called: nothing trains)."""
         return [self._answer(architecture.network) for architecture in architectures]
 
-    def _answer(self, network: Architecture) -> Evaluation:
+    def _answer(self, network: Network) -> Evaluation:
         name = str(network)
         entry = self.table.entry(name, self.seed_for(name))
         cfg = self.config

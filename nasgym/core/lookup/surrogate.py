@@ -18,13 +18,14 @@ from typing import Any
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingRegressor
 
-from nasgym.core.errors import ConfigError
+from nasgym.core.errors import ArchitectureError, ConfigError
 from nasgym.core.evaluation import Evaluation, EvaluationStats
 from nasgym.core.evaluator import EvaluatorBase
 from nasgym.core.lookup.source import check_compatible, open_table
 from nasgym.core.lookup.table import Table
 from nasgym.core.network import NetworkConfig, flops, parameter_count
 from nasgym.core.search_space import CONV, Architecture
+from nasgym.core.spaces import Network
 from nasgym.core.training import EpochCallback, TrainConfig
 
 SOURCE = "surrogate"
@@ -124,15 +125,18 @@ class SurrogateEvaluator(EvaluatorBase):
     def from_config(cls, config: Any, train_config: TrainConfig, data: Any = None) -> SurrogateEvaluator:
         return cls(open_table(config.dataset, config.table_path), config, train_config)
 
-    def cached(self, architecture: Architecture) -> Evaluation | None:
+    def cached(self, architecture: Network) -> Evaluation | None:
         """Every answer is known without training."""
         return self.evaluate([architecture])[0]
 
-    def evaluate(
-        self, architectures: Sequence[Architecture], on_epoch: EpochCallback | None = None
-    ) -> list[Evaluation]:
+    def evaluate(self, architectures: Sequence[Network], on_epoch: EpochCallback | None = None) -> list[Evaluation]:
         """Answered at once (``on_epoch`` is never called: nothing trains)."""
-        networks = [architecture.network for architecture in architectures]
+        networks: list[Architecture] = []
+        for architecture in architectures:
+            network = architecture.network
+            if not isinstance(network, Architecture):  # the table it was fitted on is NAS-v0's
+                raise ArchitectureError(f"the surrogate predicts chain networks (NAS-v0), not {network}")
+            networks.append(network)
         predicted = self.surrogate.predict(networks)
         seconds = self.surrogate.seconds(networks)
         table = self.surrogate.table

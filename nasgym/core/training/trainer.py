@@ -40,7 +40,6 @@ from nasgym.core.datasets import ImageData
 from nasgym.core.errors import ConfigError
 from nasgym.core.evaluation import Evaluation
 from nasgym.core.network import to_device
-from nasgym.core.search_space import Architecture
 from nasgym.core.training.config import TrainConfig
 from nasgym.core.training.cuda_graphs import CAPTURE_LOCK, GraphCaptureError, GraphedStep, capture_failure
 from nasgym.core.training.device import is_out_of_memory, limit_threads, memory_bytes, resolve_device, retained_heap
@@ -130,7 +129,7 @@ class ChildTrainer:
 
     # -- one training, with its failures as results ------------------------------------------------------------
     def train(
-        self, architecture: Architecture, on_epoch: EpochCallback | None = None, curve: _Curve | None = None
+        self, architecture: spaces.Network, on_epoch: EpochCallback | None = None, curve: _Curve | None = None
     ) -> Evaluation:
         """Train ``architecture`` from scratch; a NaN loss or running out of memory is a failed Evaluation (reward
         0 with the reason), never an exception."""
@@ -144,7 +143,7 @@ class ChildTrainer:
 
         return self.train_model(str(network), build, parameters, on_epoch, curve)
 
-    def learning_curve(self, architecture: Architecture) -> LearningCurve:
+    def learning_curve(self, architecture: spaces.Network) -> LearningCurve:
         """Train ``architecture`` exactly as ``train`` does (the same seeds, batches and schedule), scoring the reward
         split after every epoch and the test split after the last. Scoring draws no random numbers and leaves the
         weights alone, so the accuracy after epoch e is the reward a training of ``epochs=e`` returns."""
@@ -250,9 +249,9 @@ class ChildTrainer:
         curve: _Curve | None = None,
     ) -> tuple[str | None, float]:
         cuda = self.device.type == "cuda"
-        stream = THREAD_STREAMS.stream(self.device) if cuda else None
         with contextlib.ExitStack() as on_device:
             if cuda:  # the device too: a graph captures the current device's current stream
+                stream = THREAD_STREAMS.stream(self.device)
                 on_device.enter_context(torch.cuda.device(self.device))
                 on_device.enter_context(torch.cuda.stream(stream))
                 stream.wait_stream(torch.cuda.default_stream(self.device))  # the data placed in __init__

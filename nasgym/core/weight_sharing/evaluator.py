@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from nasgym.core.datasets import ImageData
+from nasgym.core.errors import ArchitectureError
 from nasgym.core.evaluation import Evaluation, EvaluationStats
 from nasgym.core.evaluator import EvaluatorBase, checked, load_data
 from nasgym.core.executors import PROGRESS_AFTER_SECONDS
@@ -35,6 +36,7 @@ from nasgym.core.network import parameter_count
 from nasgym.core.progress import bars_disabled
 from nasgym.core.sampling import random_network
 from nasgym.core.search_space import Architecture
+from nasgym.core.spaces import Network
 from nasgym.core.training import ChildTrainer, EpochCallback, TrainConfig, resolve_device
 from nasgym.core.weight_sharing.config import WeightSharingConfig
 from nasgym.core.weight_sharing.supernet import SharedWeights
@@ -61,9 +63,9 @@ class WeightSharingEvaluator(EvaluatorBase):
         self.data, self.config, self.ws, self.max_layers = data, config, ws, max_layers
         self.device = resolve_device(device)
         self.stats = EvaluationStats()
-        self.supernet = SharedWeights(data.n_classes, max_layers, ws.ws_head, config.seed, config.network).to(
-            self.device, memory_format=torch.channels_last
-        )
+        supernet = SharedWeights(data.n_classes, max_layers, ws.ws_head, config.seed, config.network)
+        # torch's stub lists no overload of Module.to with memory_format, which Module.to accepts
+        self.supernet: SharedWeights = supernet.to(self.device, memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.optimizer = self._optimizer()
         self.generator = torch.Generator().manual_seed(config.seed)
         """Draws the minibatches and the warm-up networks (on the CPU, so its state is the same on any device)."""
@@ -72,7 +74,9 @@ class WeightSharingEvaluator(EvaluatorBase):
         self._trainer: ChildTrainer | None = None
 
     @classmethod
-    def from_config(cls, config: Any, train_config: TrainConfig, data: ImageData | None = None):
+    def from_config(
+        cls, config: Any, train_config: TrainConfig, data: ImageData | None = None
+    ) -> WeightSharingEvaluator:
         """The evaluator ``NAS-v0`` builds for an ``EnvConfig`` with ``reward_source='weight_sharing'``."""
         return cls(data or load_data(config), train_config, config.weight_sharing, config.device, config.max_layers)
 
@@ -97,15 +101,18 @@ class WeightSharingEvaluator(EvaluatorBase):
         """Nothing to close: no reward cache."""
 
     # -- rewards ----------------------------------------------------------------------------------------------
-    def evaluate(
-        self, architectures: Sequence[Architecture], on_epoch: EpochCallback | None = None
-    ) -> list[Evaluation]:
+    def evaluate(self, architectures: Sequence[Network], on_epoch: EpochCallback | None = None) -> list[Evaluation]:
         """Train k minibatches through each network in turn, scoring it right after its own (by minibatches, not
         epochs: ``on_epoch`` is never called)."""
-        checked(architectures)
+        networks: list[Architecture] = []
+        for architecture in checked(architectures):
+            network = architecture.network
+            if not isinstance(network, Architecture):  # the supernet is of NAS-v0's chain space
+                raise ArchitectureError(f"weight sharing trains chain networks (NAS-v0), not {network}")
+            networks.append(network)
         if not self.warmed_up:
             self.warm_up()
-        return [self._evaluate(architecture.network) for architecture in architectures]
+        return [self._evaluate(network) for network in networks]
 
     def warm_up(self) -> None:
         """W uniformly drawn valid networks, k minibatches each, before the first reward."""

@@ -153,7 +153,7 @@ class ZophLeEnv(EvaluatedEnv):
         self._done = False
         return self._space.observe(()), {"architecture": "", "layers": 0, "depth": self.depth}
 
-    def step(self, action: int):
+    def step(self, action: int | np.integer[Any]):
         self._check_step(action)
         token = self._space.tokens[len(self.architecture)]
         self.architecture = self.architecture.append(int(action))
@@ -200,6 +200,7 @@ class ZophLeEnv(EvaluatedEnv):
         return text
 
 
-ZophLeEnv.__doc__ = ZophLeEnv.__doc__.replace(
-    "{settings_table}", settings.markdown_table(all_settings()).replace("\n", "\n    ")
-)
+if ZophLeEnv.__doc__ is not None:  # None under python -OO, which strips docstrings
+    ZophLeEnv.__doc__ = ZophLeEnv.__doc__.replace(
+        "{settings_table}", settings.markdown_table(all_settings()).replace("\n", "\n    ")
+    )

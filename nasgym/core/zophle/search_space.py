@@ -12,7 +12,9 @@ from torch import nn
 
 from nasgym.core import settings
 from nasgym.core.config import EnvConfig
+from nasgym.core.errors import ConfigError
 from nasgym.core.network import NetworkConfig
+from nasgym.core.space_model import SpaceModel
 from nasgym.core.spaces import SearchSpace
 from nasgym.core.training import TrainConfig
 from nasgym.core.zophle.config import CHAIN_ONLY, ZophLeConfig, make_configs
@@ -31,6 +33,8 @@ class ZophLeSpace(SearchSpace):
     fixed_keywords: Mapping[str, Any] = {"reward": "final"}  # a layer's tokens alone are no network to reward
     has_curriculum = True
     has_vector_env = False
+    reward_sources = frozenset({"trained"})  # no supernet, no tables of this space
+    action_tokens: tuple[str, ...] | None = None  # an action is one token of a layer, not a layer
 
     def key_payload(self, network: ZophLeArchitecture) -> list[list[int]]:
         """Per layer ``[height, width, filters, stride, *inputs]`` (``ZophLeArchitecture.encoding``)."""
@@ -74,8 +78,10 @@ class ZophLeSpace(SearchSpace):
         own, _, _ = make_configs(options)
         return ZophLeSpaceModel(own.layers, own.layers, own.strides)
 
-    def sample(self, rng: np.random.Generator, model: ZophLeSpaceModel) -> ZophLeArchitecture:
+    def sample(self, rng: np.random.Generator, model: SpaceModel) -> ZophLeArchitecture:
         """Every token of the current depth uniform among its choices (each choice is valid here)."""
+        if not isinstance(model, ZophLeSpaceModel):
+            raise ConfigError(f"the zophle space samples with its own space model, not {model.name!r}'s")
         tokens = schedule(model.layers, model.strides)
         return model.architecture([int(rng.integers(token.choices)) for token in tokens])
 

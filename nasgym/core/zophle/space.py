@@ -186,8 +186,8 @@ class ZophLeArchitecture:
     def parse(cls, text: str, strides: bool | None = None) -> ZophLeArchitecture:
         """Read the text ``str`` writes (finished layers only); ``strides`` is inferred when not given."""
         layers = [part for part in text.strip().split("-") if part]
-        matches = [_LAYER_TEXT.match(part) for part in layers]
-        if not layers or not all(matches):
+        matches = [match for match in map(_LAYER_TEXT.match, layers) if match is not None]
+        if not layers or len(matches) != len(layers):
             raise ArchitectureError(
                 f"cannot read {text[:60]!r} as a Zoph & Le network; write layers as HxWxF[sS][:bits] joined by '-', "
                 "e.g. '3x3x24s1-5x5x36s2:1'"

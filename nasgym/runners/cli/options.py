@@ -21,7 +21,7 @@ from nasgym.core.config import LOOKUP_SOURCES, SETTINGS_CLASSES
 from nasgym.core.errors import ConfigError
 from nasgym.core.protocols import DEFAULT_PROTOCOL, Protocol, protocol, protocol_names
 from nasgym.core.ray_backend import check_reachable
-from nasgym.runners.envs import ENV_IDS, NAS_V0, ZOPHLE, command_line_options, own_settings
+from nasgym.runners.envs import ENV_IDS, NAS_V0, command_line_options, own_settings
 from nasgym.runners.experiments.parallel import RUNS_AT_ONCE
 
 FLAG_NAMES = {"seed": "--train-seed"}
@@ -119,16 +119,19 @@ def add_env_options(
 
 
 def add_env_choice(parser: argparse.ArgumentParser) -> None:
-    """``--env NAME`` and the keywords only ``NAS-ZophLe-v0`` has (``--layers``, ``--strides``)."""
+    """``--env NAME`` and, per environment, the keywords only it has (``NAS-ZophLe-v0``'s ``--layers``, ...)."""
     parser.add_argument(
         "--env",
         choices=ENV_IDS,
         default=NAS_V0,
         help="the environment: NasGym's chain space, or Zoph & Le's token-by-token space (default %(default)s)",
     )
-    group = parser.add_argument_group(f"{ZOPHLE} keywords (with --env {ZOPHLE})")
-    for setting in own_settings(ZOPHLE):
-        _add_setting(group, setting, None)
+    for env_id in ENV_IDS:
+        own = own_settings(env_id)
+        if own:
+            group = parser.add_argument_group(f"{env_id} keywords (with --env {env_id})")
+            for setting in own:
+                _add_setting(group, setting, None)
 
 
 def _add_setting(group: Any, setting: settings.Setting, default_help: dict[str, str] | None) -> None:
@@ -162,7 +165,7 @@ def env_options(
     """The ``gym.make`` keywords the parsed flags stand for (``dataset`` only when asked for): the command's defaults,
     then ``protocol_env`` (a protocol's keywords), then the flags the user gave (``--ray [ADDRESS]`` as
     ``backend`` and ``ray_address``)."""
-    own = [s.name for s in own_settings(ZOPHLE)]
+    own = [s.name for env_id in ENV_IDS for s in own_settings(env_id)]
     names = [s.name for s in env_settings(with_dataset)] + own
     values = {name: getattr(args, name) for name in names if hasattr(args, name)}
     typed = given(args)

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import agents
+from nasgym.core import spaces
 from nasgym.core.errors import ConfigError
 from nasgym.runners.cli.options import (
     Given,
@@ -105,9 +106,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.frozen and not args.start_from:
         raise ConfigError("--frozen runs a trained policy: give it with --start-from AGENT.pt")
-    if args.retrain_top and args.env != "NAS-v0":
+    if args.retrain_top and "weight_sharing" not in spaces.of_env(args.env).reward_sources:
         raise ConfigError(
-            f"--retrain-top retrains a weight-sharing search's networks, which only NAS-v0 has; {args.env} "
+            f"--retrain-top retrains a weight-sharing search's networks, which {args.env} has not; it "
             "trains every network from scratch already"
         )
     protocol = chosen_protocol(args)

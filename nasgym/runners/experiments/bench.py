@@ -15,21 +15,18 @@ from __future__ import annotations
 
 import csv
 import json
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nasgym.core import spaces
 from nasgym.core.config import LOOKUP_SOURCES
 from nasgym.core.protocols import DEFAULT_PROTOCOL
-from nasgym.core.search_space import ACTION_TOKENS
-from nasgym.core.training import available_cpus
 from nasgym.runners.envs import NAS_V0
 from nasgym.runners.experiments import check_datasets, plots, with_shared_tables
 from nasgym.runners.experiments.lookup_report import lookup_section
 from nasgym.runners.experiments.metrics import METRIC_DIGITS, METRIC_LABELS, RUN_METRICS, RunData, mean_and_interval
-from nasgym.runners.experiments.parallel import RUNS_AT_ONCE, Run, run_all
-from nasgym.runners.experiments.records import cpu_name
+from nasgym.runners.experiments.parallel import RUNS_AT_ONCE, Run, run_all_timed
 from nasgym.runners.experiments.report import format_value, markdown_table, reward_mode
 from nasgym.runners.run_folder import RunFolder
 from nasgym.runners.search import SearchSettings
@@ -104,25 +101,11 @@ def run_bench(
                 label = f"{agent} on {dataset}, seed {seed}{carried}"
                 index[(dataset, agent, seed)] = len(runs)
                 runs.append(Run(run_dir(out_dir, dataset, agent, seed), search, label, start_from, after=after))
-    earlier = _machine(out_dir)
-    todo = sum(not run.complete() for run in runs)
-    started = time.perf_counter()
-    run_all(runs, progress, runs_at_once)
-    seconds = time.perf_counter() - started
+    machine = run_all_timed(runs, out_dir, progress, runs_at_once)
     results = write_results(out_dir, settings)
-    # What running the searches cost on this machine, the measure a time budget is checked by; a rerun that found
-    # every run complete keeps the figure of the call that ran them.
-    machine = {"runs_wall_seconds": round(seconds, 1), "runs": todo, "cpu": cpu_name(), "cpus": available_cpus()}
-    results["machine"] = machine if todo or not earlier else earlier
+    results["machine"] = machine
     (out_dir / "results.json").write_text(json.dumps(results, indent=2))
     return results
-
-
-def _machine(out_dir: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((out_dir / "results.json").read_text()).get("machine")
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 def write_results(out_dir: Path, settings: BenchSettings) -> dict[str, Any]:
@@ -221,10 +204,11 @@ def _report(
             [row["agent"], *(format_value(row[m], row[f"{m}_ci95"], METRIC_DIGITS.get(m, 3)) for m in RUN_METRICS)]
             for row in rows
         ]
-        actions = [[row["agent"]] + [f"{100 * row[f'action_{t}']:.0f}%" for t in ACTION_TOKENS] for row in rows]
+        tokens = spaces.of_env(settings.env).action_tokens
         lines += [f"## {dataset}", "", markdown_table(["agent", *(METRIC_LABELS[m] for m in RUN_METRICS)], table), ""]
-        if settings.env == NAS_V0:  # the layer tokens name NAS-v0's actions only
-            lines += ["Share of each action:", "", markdown_table(["agent", *ACTION_TOKENS], actions), ""]
+        if tokens:  # a space whose actions are fixed layers
+            actions = [[row["agent"]] + [f"{100 * row[f'action_{t}']:.0f}%" for t in tokens] for row in rows]
+            lines += ["Share of each action:", "", markdown_table(["agent", *tokens], actions), ""]
         lines += [
             *(f"![{path.stem}]({path.name})" for path in figures[dataset]),
             "",

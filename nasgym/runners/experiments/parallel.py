@@ -10,7 +10,9 @@ left, with or without Ray.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
+import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,6 +27,7 @@ from nasgym.core.errors import NasGymError
 from nasgym.core.paths import default_cache_path, default_data_dir
 from nasgym.core.training import available_cpus
 from nasgym.runners.envs import configs
+from nasgym.runners.experiments.records import cpu_name
 from nasgym.runners.run_folder import RunFolder
 from nasgym.runners.search import SearchSettings, run_search
 
@@ -69,6 +72,26 @@ def run_all(runs: list[Run], progress: bool = True, runs_at_once: int = RUNS_AT_
             if progress:
                 print(f"[{number}/{len(runs)}] {run.label}", flush=True)
             execute(run, progress)
+
+
+def run_all_timed(runs: list[Run], out_dir: Path, progress: bool = True, runs_at_once: int = RUNS_AT_ONCE) -> dict:
+    """``run_all``, returning what running the searches cost on this machine (the measure a time budget is checked
+    by, for ``results.json``'s ``machine``); a rerun that found every run complete keeps the figure of the call
+    that ran them."""
+    earlier = _machine(out_dir)
+    todo = sum(not run.complete() for run in runs)
+    started = time.perf_counter()
+    run_all(runs, progress, runs_at_once)
+    seconds = time.perf_counter() - started
+    machine = {"runs_wall_seconds": round(seconds, 1), "runs": todo, "cpu": cpu_name(), "cpus": available_cpus()}
+    return machine if todo or not earlier else earlier
+
+
+def _machine(out_dir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((out_dir / "results.json").read_text()).get("machine")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _one_thread() -> None:

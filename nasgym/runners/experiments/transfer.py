@@ -28,7 +28,7 @@ from nasgym.runners.envs import NAS_V0
 from nasgym.runners.experiments import check_datasets, plots, with_shared_tables
 from nasgym.runners.experiments.action_test import compare_actions, episode_action_counts, wilcoxon_action_shares
 from nasgym.runners.experiments.metrics import RunData, mean_and_interval
-from nasgym.runners.experiments.parallel import RUNS_AT_ONCE, Run, run_all
+from nasgym.runners.experiments.parallel import RUNS_AT_ONCE, Run, run_all_timed
 from nasgym.runners.experiments.report import format_value, markdown_table, reward_mode
 from nasgym.runners.experiments.transfer_lookup import lookup_markdown, lookup_transfer
 from nasgym.runners.run_folder import RunFolder
@@ -109,8 +109,11 @@ def run_transfer(
     check_datasets([*settings.train, *settings.eval], settings.env_options, settings.env)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "transfer.json").write_text(json.dumps(asdict(settings), indent=2))
-    run_all(plan(out_dir, settings), progress, runs_at_once)
-    return write_results(out_dir, settings)
+    machine = run_all_timed(plan(out_dir, settings), out_dir, progress, runs_at_once)
+    results = write_results(out_dir, settings)
+    results["machine"] = machine
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
+    return results
 
 
 def plan(out_dir: Path, settings: TransferSettings) -> list[Run]:
