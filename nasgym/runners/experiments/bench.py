@@ -27,6 +27,7 @@ from nasgym.runners.experiments import check_datasets, plots, with_shared_tables
 from nasgym.runners.experiments.lookup_report import lookup_section
 from nasgym.runners.experiments.metrics import METRIC_DIGITS, METRIC_LABELS, RUN_METRICS, RunData, mean_and_interval
 from nasgym.runners.experiments.parallel import RUNS_AT_ONCE, Run, run_all_timed
+from nasgym.runners.experiments.records import path_name
 from nasgym.runners.experiments.report import format_value, markdown_table, reward_mode
 from nasgym.runners.run_folder import RunFolder
 from nasgym.runners.search import SearchSettings
@@ -63,7 +64,7 @@ class BenchSettings:
 
 
 def run_dir(out_dir: Path, dataset: str, agent: str, seed: int) -> Path:
-    return out_dir / "runs" / dataset / agent / f"seed{seed}"
+    return out_dir / "runs" / path_name(dataset) / agent / f"seed{seed}"
 
 
 def run_bench(
@@ -156,9 +157,9 @@ def _plot(out_dir: Path, runs: dict[str, dict[str, list[RunData]]]) -> dict[str,
     figures: dict[str, list[Path]] = {}
     for dataset, by_agent in runs.items():
         figures[dataset] = [
-            plots.plot_rewards(by_agent, dataset, out_dir / f"rewards_{dataset}.png"),
-            plots.plot_episode_length(by_agent, dataset, out_dir / f"episode_length_{dataset}.png"),
-            plots.plot_entropy(by_agent, dataset, out_dir / f"entropy_{dataset}.png"),
+            plots.plot_rewards(by_agent, dataset, out_dir / f"rewards_{path_name(dataset)}.png"),
+            plots.plot_episode_length(by_agent, dataset, out_dir / f"episode_length_{path_name(dataset)}.png"),
+            plots.plot_entropy(by_agent, dataset, out_dir / f"entropy_{path_name(dataset)}.png"),
         ]
     figures["all"] = [plots.plot_action_proportions(runs, out_dir / "action_proportions.png")]
     return figures

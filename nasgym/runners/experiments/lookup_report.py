@@ -13,6 +13,7 @@ from nasgym.core.config import make_configs
 from nasgym.core.lookup.source import open_table
 from nasgym.runners.experiments import lookup_stats
 from nasgym.runners.experiments.live_check import live_check, live_markdown
+from nasgym.runners.experiments.records import path_name
 from nasgym.runners.experiments.report import markdown_table
 
 IMPROVEMENT = "improvement_over_random"
@@ -57,8 +58,8 @@ def lookup_section(out_dir: Path, settings: Any, run_dir: Callable[[Path, str, s
             mean_regret[agent].append(mean)
         pairs = lookup_stats.pairwise(final)
         plots = [
-            lookup_stats.plot_curves(curves, dataset, "steps", out_dir / f"regret_steps_{dataset}.png"),
-            lookup_stats.plot_curves(curves, dataset, "seconds", out_dir / f"regret_time_{dataset}.png"),
+            lookup_stats.plot_curves(curves, dataset, "steps", out_dir / f"regret_steps_{path_name(dataset)}.png"),
+            lookup_stats.plot_curves(curves, dataset, "seconds", out_dir / f"regret_time_{path_name(dataset)}.png"),
         ]
         figures["datasets"][dataset] = {"best_network": truth.best_network, "best_reward": truth.best,
                                         "agents": per_agent, "pairs": pairs}  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -29,3 +30,13 @@ def write_json(path: str | os.PathLike, result: Any) -> Path:
         temporary.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"written to {path}")
     return path
+
+
+def path_name(dataset: str) -> str:
+    """``dataset`` as one folder or file name part: a registered name as it is, a ``folder:/path`` dataset as
+    ``folder-NAME-HASH`` (its last path part and a hash of the whole path), so its runs do not nest by path."""
+    if not dataset.startswith("folder:"):
+        return dataset
+    path = dataset[len("folder:") :]
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(path).name).strip("._") or "folder"
+    return f"folder-{stem}-{hashlib.sha1(path.encode()).hexdigest()[:8]}"

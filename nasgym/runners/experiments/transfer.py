@@ -29,6 +29,7 @@ from nasgym.runners.experiments import check_datasets, plots, with_shared_tables
 from nasgym.runners.experiments.action_test import compare_actions, episode_action_counts, wilcoxon_action_shares
 from nasgym.runners.experiments.metrics import RunData, mean_and_interval
 from nasgym.runners.experiments.parallel import RUNS_AT_ONCE, Run, run_all_timed
+from nasgym.runners.experiments.records import path_name
 from nasgym.runners.experiments.report import format_value, markdown_table, reward_mode
 from nasgym.runners.experiments.transfer_lookup import lookup_markdown, lookup_transfer
 from nasgym.runners.run_folder import RunFolder
@@ -133,7 +134,7 @@ def plan(out_dir: Path, settings: TransferSettings) -> list[Run]:
         policy: Path | None = None
         last: tuple[int, ...] = ()
         for number, dataset in enumerate(settings.train, start=1):
-            folder = root / f"{number}-{dataset}"
+            folder = root / f"{number}-{path_name(dataset)}"
             last = add(folder, settings.search(agent, dataset, seed, training=True), policy, True, last)
             policy = RunFolder(folder).checkpoint
         return policy, last
@@ -145,7 +146,7 @@ def plan(out_dir: Path, settings: TransferSettings) -> list[Run]:
         control_policy, control_last = _train_through(root / "control", control, seed) if control else (None, ())
         agent = settings.agent
         for dataset in settings.eval:
-            base = root / "eval" / dataset
+            base = root / "eval" / path_name(dataset)
             variants = settings.variants()
             add(base / "frozen", settings.search(agent, dataset, seed, False), policy, False, last)
             for variant, overrides in META_CONTROLS.items():
@@ -166,7 +167,8 @@ def write_results(out_dir: Path, settings: TransferSettings) -> dict[str, Any]:
     runs = {
         dataset: {
             variant: [
-                RunData.load(out_dir / f"seed{seed}" / "eval" / dataset / variant) for seed in range(settings.seeds)
+                RunData.load(out_dir / f"seed{seed}" / "eval" / path_name(dataset) / variant)
+                for seed in range(settings.seeds)
             ]
             for variant in variants
         }
@@ -181,7 +183,7 @@ def write_results(out_dir: Path, settings: TransferSettings) -> dict[str, Any]:
                 row[name], row[f"{name}_ci95"] = mean_and_interval([v[name] for v in values])
             rows.append(row)
     training = [
-        {"dataset": dataset, **_metrics(RunData.load(out_dir / f"seed{seed}" / "train" / f"{n}-{dataset}"))}
+        {"dataset": dataset, **_metrics(RunData.load(out_dir / f"seed{seed}" / "train" / f"{n}-{path_name(dataset)}"))}
         for seed in range(settings.seeds)
         for n, dataset in enumerate(settings.train, start=1)
     ]

@@ -23,6 +23,7 @@ from scipy import stats
 from nasgym.core.config import make_configs
 from nasgym.core.lookup.source import open_table
 from nasgym.runners.experiments.lookup_stats import TrueRewards, mean_interval, run_curve
+from nasgym.runners.experiments.records import path_name
 from nasgym.runners.experiments.report import markdown_table
 from nasgym.runners.run_folder import RunFolder
 
@@ -73,7 +74,7 @@ def lookup_transfer(out_dir: Path, settings: Any, variants: list[str]) -> dict[s
         threshold = values[min(len(values) - 1, math.floor((1 - TOP_SHARE) * len(values)))]
         runs = {
             variant: [
-                run_figures(out_dir / f"seed{seed}" / "eval" / dataset / variant, truth, threshold)
+                run_figures(out_dir / f"seed{seed}" / "eval" / path_name(dataset) / variant, truth, threshold)
                 for seed in range(settings.seeds)
             ]
             for variant in variants
