@@ -326,3 +326,17 @@ def test_bench_agents_and_transfer_take_the_env_by_name(tmp_path, capsys):
     assert phases and all(json.loads(path.read_text())["env"] == "NAS-ZophLe-v0" for path in phases)
     options = json.loads(phases[0].read_text())["env_options"]
     assert "observation" not in options and options["init"] == "glorot"
+
+
+def test_a_search_stopped_mid_episode_resumes(tmp_path):
+    """A partial network of this space has no text to parse: the resumed log reads the episode's actions instead."""
+    out = tmp_path / "run"
+    argv = ["search", "--env", "NAS-ZophLe-v0", "--agent", "random", "--dataset", "digits", "--layers", "2",
+            "--out", str(out), "--no-progress", *TINY_FLAGS]  # fmt: skip
+    assert main([*argv, "--steps", "5"]) == 0  # two layers are 10 tokens: the episode is half written
+    rows = read_rows(out / "episodes.csv")
+    assert len(rows) == 5 and rows[-1]["terminated"] == "False"
+    assert main([*argv, "--steps", "9", "--resume"]) == 0
+    rows = read_rows(out / "episodes.csv")
+    assert [int(row["step"]) for row in rows] == list(range(1, 10))
+    assert int(rows[5]["episode"]) == 1 and rows[5]["episode_step"] == "1"  # one env starts a new episode

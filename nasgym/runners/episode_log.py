@@ -12,7 +12,6 @@ import numpy as np
 
 from nasgym.core.errors import ConfigError
 from nasgym.core.files import atomic_path, translate_disk_full
-from nasgym.core.search_space import Architecture
 from nasgym.core.vector_env import HOLD, copy_info
 from nasgym.runners.envs import network_name
 from nasgym.runners.run_folder import EPISODE_COLUMNS, RESUME_ADVICE, RunFolder, truncate_csv
@@ -60,7 +59,9 @@ class _Log:
                 for copy, row in last.items():
                     if not row.terminated and copy < len(self.current):
                         self.current[copy] = [row.episode, row.episode_step]
-                        self.unfinished[copy] = list(Architecture.parse(row.architecture).actions)
+                        # the episode's own actions, which every space's unfinished network is (a partial network
+                        # of Zoph & Le's space has no text to parse)
+                        self.unfinished[copy] = [r.action for r in kept if r.env == copy and r.episode == row.episode]
             self._handle = handle = open(path, "a" if kept else "w", newline="")  # noqa: SIM115 (open while wrapped)
             self._writer = writer = csv.DictWriter(handle, EPISODE_COLUMNS)
             if not kept:
