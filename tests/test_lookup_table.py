@@ -208,6 +208,27 @@ def test_the_surrogate_answers_every_network_refitted_without_unpickling(table_p
         assert other_seed.unwrapped.evaluator.evaluate([deep])[0].accuracy != rewards[-1]
 
 
+def test_the_surrogate_predicts_each_network_once_and_answers_repeats_from_memory(table_path: Path):
+    env = gym.make("NAS-v0", reward_source="surrogate", table_path=str(table_path), **{**SETTINGS, "max_layers": 3})
+    evaluator = env.unwrapped.evaluator
+    predicted: list[str] = []
+    predict = evaluator.surrogate.predict
+
+    def counted(networks):
+        predicted.extend(str(network) for network in networks)
+        return predict(networks)
+
+    evaluator.surrogate.predict = counted
+    networks = [Architecture.parse(text) for text in ("c3-c1-c1", "c1", "c3-c1-c1", "c5-m2")]
+    first = evaluator.evaluate(networks)
+    again = evaluator.evaluate(networks[::-1])
+    assert predicted == ["c3-c1-c1", "c1", "c5-m2"]  # one batch of the distinct new networks, then none
+    assert [a.accuracy for a in again] == [a.accuracy for a in first[::-1]]
+    fresh = gym.make("NAS-v0", reward_source="surrogate", table_path=str(table_path), **{**SETTINGS, "max_layers": 3})
+    assert [a.accuracy for a in fresh.unwrapped.evaluator.evaluate(networks)] == [a.accuracy for a in first]
+    assert evaluator.stats.cache_hits == 8  # every answer counted, as before the memory
+
+
 def test_a_second_build_of_the_same_table_file_is_refused_until_the_first_ends(table_path: Path, tmp_path: Path):
     copy = tmp_path / "digits.jsonl"
     copy.write_bytes(table_path.read_bytes())
