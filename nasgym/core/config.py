@@ -140,3 +140,35 @@ def make_configs(options: dict[str, Any]) -> tuple[EnvConfig, TrainConfig]:
     env_config = settings.build(EnvConfig, env_options)
     train_config = settings.build(TrainConfig, {k: v for k, v in options.items() if k in train_names})
     return env_config, train_config
+
+
+def grouped_keywords(
+    options: dict[str, Any], env_config: EnvConfig | None = None, train_config: TrainConfig | None = None
+) -> dict[str, Any]:
+    """Flat ``gym.make`` keywords with the grouped configs spread into them, so ``make_configs`` reads both forms.
+
+    A config is taken whole (its defaults too: a table's image size is not filled in for it), so naming one of its
+    settings again as a flat keyword is ambiguous and refused. ``dataset`` beside ``env_config`` is the exception
+    where the config leaves it at its default: it says which data the config's settings search."""
+    flat = dict(options)
+    groups: tuple[tuple[str, Any, type], ...] = (
+        ("env_config", env_config, EnvConfig),
+        ("train_config", train_config, TrainConfig),
+    )
+    for keyword, config, kind in groups:
+        if config is None:
+            continue
+        if not isinstance(config, kind):
+            raise ConfigError(f"{keyword} must be a {kind.__name__}, got {type(config).__name__}")
+        values = settings.flatten(config)
+        if "dataset" in values and "dataset" in flat:
+            if values["dataset"] not in (EnvConfig.dataset, flat["dataset"]):
+                raise ConfigError(
+                    f"dataset={flat['dataset']!r} and env_config.dataset={values['dataset']!r} disagree; give it once"
+                )
+            del values["dataset"]
+        clash = sorted(set(values) & set(flat))
+        if clash:
+            raise ConfigError(f"{clash[0]} is given both as a keyword and in {keyword}; give it once")
+        flat.update(values)
+    return flat

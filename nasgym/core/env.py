@@ -10,13 +10,24 @@ import numpy as np
 from gymnasium import spaces
 
 from nasgym.core import observation, settings
-from nasgym.core.config import SETTINGS_CLASSES, EnvConfig, make_configs
+from nasgym.core.config import SETTINGS_CLASSES, EnvConfig, grouped_keywords, make_configs
 from nasgym.core.env_base import EvaluatedEnv
 from nasgym.core.errors import ArchitectureError
 from nasgym.core.evaluation import Evaluation
 from nasgym.core.evaluator import Evaluator
 from nasgym.core.search_space import N_ACTIONS, Architecture, action_mask
 from nasgym.core.space_model import ChainSpaceModel
+from nasgym.core.training import TrainConfig
+
+
+class _NotGiven:
+    """``dataset``'s default: EnvConfig's, unless ``env_config`` names one (so ``None`` stays a wrong value)."""
+
+    def __repr__(self) -> str:
+        return f"{EnvConfig.dataset!r}"
+
+
+_NOT_GIVEN: Any = _NotGiven()
 
 
 class NASEnv(EvaluatedEnv):
@@ -100,6 +111,13 @@ class NASEnv(EvaluatedEnv):
 
     {settings_table}
 
+    The same settings also come grouped, as typed configs: `env_config=EnvConfig(...)` (the environment's own,
+    `dataset` included) and `train_config=TrainConfig(...)` (the child training's, `NetworkConfig` inside), e.g.
+    `gym.make("NAS-v0", dataset="digits", env_config=EnvConfig(image_size=16), train_config=TrainConfig(epochs=1))`.
+    A grouped config is taken whole, its defaults included (with `reward_source="table"` the table's image size is
+    not filled in: give it in the config); a flat keyword naming one of its settings again is a `ConfigError`.
+    `dataset=` may accompany `env_config` whose `dataset` is left at its default: it then picks the data.
+
     Besides these, `evaluator=` replaces training with any `nasgym.core.evaluator.Evaluator` (subclass
     `EvaluatorBase` and write `evaluate(architectures) -> list[Evaluation]`; `FunctionEvaluator` is the hook for
     cheap known rewards), and `render_mode="ansi"` renders the network as text. Every training setting is part
@@ -109,15 +127,18 @@ class NASEnv(EvaluatedEnv):
 
     def __init__(
         self,
-        dataset: str = EnvConfig.dataset,
+        dataset: str = _NOT_GIVEN,
         *,
+        env_config: EnvConfig | None = None,
+        train_config: TrainConfig | None = None,
         evaluator: Evaluator | None = None,
         render_mode: str | None = None,
         **options: Any,
     ):
         if isinstance(dataset, os.PathLike):  # a folder of images; the settings' str check would drop the meaning
             dataset = f"folder:{os.fspath(dataset)}"
-        self.config, self.train_config = make_configs({"dataset": dataset, **options})
+        given = {"dataset": dataset} if dataset is not _NOT_GIVEN else {}
+        self.config, self.train_config = make_configs(grouped_keywords({**given, **options}, env_config, train_config))
         self.train_config.network.conv_filters(self.max_layers - 1)  # the deepest network's widest layer fits
         self._attach_evaluator(evaluator, render_mode, self.config, self.train_config)
         self.action_space = spaces.Discrete(N_ACTIONS)

@@ -6,6 +6,7 @@ is known here once its space is registered."""
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any
 
 from nasgym.core import settings, spaces
@@ -25,21 +26,44 @@ def check_env_id(env_id: str) -> str:
     return env_id
 
 
+@dataclass(frozen=True)
+class EnvSettings:
+    """The settings ``gym.make(env_id, **options)`` runs with, parsed and checked once: runners read these, and keep
+    the keyword dictionary only as what run.json stores."""
+
+    env_id: str
+    env: EnvConfig
+    train: TrainConfig
+    own: Any = None
+    """The space's own config (``NAS-ZophLe-v0``'s layers and strides); None for NAS-v0."""
+
+    @classmethod
+    def parse(cls, env_id: str, options: dict[str, Any]) -> EnvSettings:
+        own, env_config, train_config = spaces.of_env(env_id).make_configs(options)
+        return cls(env_id, env_config, train_config, own)
+
+    @property
+    def configs(self) -> tuple[EnvConfig, TrainConfig]:
+        return self.env, self.train
+
+    def flat(self) -> dict[str, Any]:
+        """Every keyword of the environment with its value (defaults filled in), as one flat dictionary."""
+        space = spaces.of_env(self.env_id)
+        values = {**settings.flatten(self.env), **settings.flatten(self.train)}
+        values = {key: value for key, value in values.items() if key not in space.refused_keywords}
+        if self.own is not None:
+            values.update(settings.flatten(self.own))
+        return values
+
+
 def configs(env_id: str, options: dict[str, Any]) -> tuple[EnvConfig, TrainConfig]:
     """The environment and child-training settings ``gym.make(env_id, **options)`` uses, checked."""
-    _, env_config, train_config = spaces.of_env(env_id).make_configs(options)
-    return env_config, train_config
+    return EnvSettings.parse(env_id, options).configs
 
 
 def flat_settings(env_id: str, options: dict[str, Any]) -> dict[str, Any]:
     """Every keyword of ``env_id`` with its default filled in, as one flat dictionary."""
-    space = spaces.of_env(env_id)
-    own, env_config, train_config = space.make_configs(options)
-    values = {**settings.flatten(env_config), **settings.flatten(train_config)}
-    values = {key: value for key, value in values.items() if key not in space.refused_keywords}
-    if own is not None:
-        values.update(settings.flatten(own))
-    return values
+    return EnvSettings.parse(env_id, options).flat()
 
 
 def own_settings(env_id: str) -> list[settings.Setting]:

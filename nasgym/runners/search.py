@@ -18,6 +18,7 @@ import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -27,15 +28,16 @@ from tqdm.auto import tqdm
 import agents
 from agents import checkpoint
 from nasgym.core import settings
-from nasgym.core.config import BackendConfig
+from nasgym.core.config import BackendConfig, EnvConfig
 from nasgym.core.errors import ConfigError, NasGymError
 from nasgym.core.protocols import DEFAULT_PROTOCOL
+from nasgym.core.training import TrainConfig
 from nasgym.runners.curriculum import Curriculum
 from nasgym.runners.envs import (
     NAS_V0,
+    EnvSettings,
     check_env_id,
     curriculum_env_ids,
-    flat_settings,
     has_curriculum,
     has_vector_env,
 )
@@ -68,10 +70,26 @@ class SearchSettings:
     curriculum: list[int] | None = None
     """``[start, step, every]``: the depth grows during the search (``NAS-ZophLe-v0`` only; ``Curriculum``)."""
 
+    def __post_init__(self) -> None:
+        self.typed  # noqa: B018 -- parse the options now: a bad one fails where the settings are made
+
+    @cached_property
+    def typed(self) -> EnvSettings:
+        """``env_options`` with ``dataset``, parsed once into the typed configs that code reads (``env_options``
+        stays what run.json stores; change it with ``dataclasses.replace``, which parses again)."""
+        if not isinstance(self.env_options, dict):
+            raise ConfigError(f"env_options must be a dict of NAS-v0 keywords, got {type(self.env_options).__name__}")
+        return EnvSettings.parse(check_env_id(self.env), {**self.env_options, "dataset": self.dataset})
+
+    @property
+    def configs(self) -> tuple[EnvConfig, TrainConfig]:
+        """The environment's and the child training's settings (``EnvConfig``, ``TrainConfig``)."""
+        return self.typed.configs
+
     def comparable(self) -> dict[str, Any]:
         """What must match for a search to continue another: every environment option with its default filled
         in (so a run stored before a new option existed still matches), as JSON, without what may change."""
-        options = flat_settings(self.env, self.env_options)
+        options = self.typed.flat()
         env_options = {k: v for k, v in options.items() if k not in REWARD_NEUTRAL_OPTIONS | {"dataset"}}
         comparable = {**asdict(self), "env_options": env_options}
         del comparable["steps"]  # the budget may grow
@@ -113,15 +131,19 @@ def _resume_step(folder: RunFolder, settings: SearchSettings, resume: bool) -> i
 def _make_env(settings: SearchSettings) -> gym.Env | gym.vector.VectorEnv:
     """The environment ``settings.env``, or with ``num_envs`` above 1 NAS-v0's vector env (copies sharing one
     evaluator), resetting a copy in the step that ends its episode as agents expect."""
+    keywords = _env_keywords(settings)
     if settings.num_envs == 1:
-        return gym.make(settings.env, dataset=settings.dataset, **settings.env_options)
+        return gym.make(settings.env, **keywords)
     return gym.make_vec(
-        settings.env,
-        num_envs=settings.num_envs,
-        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
-        dataset=settings.dataset,
-        **settings.env_options,
+        settings.env, num_envs=settings.num_envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP, **keywords
     )
+
+
+def _env_keywords(settings: SearchSettings) -> dict[str, Any]:
+    """NAS-v0 takes the typed configs as they are; another environment its keywords (it may have its own)."""
+    if settings.env == NAS_V0:
+        return {"env_config": settings.typed.env, "train_config": settings.typed.train}
+    return {"dataset": settings.dataset, **settings.env_options}
 
 
 def _agent(
@@ -317,8 +339,8 @@ def write_summary(folder: RunFolder, settings: SearchSettings) -> dict[str, Any]
     summary = summarise(rows, settings)
     folder.write_summary(summary)
     if rows:
-        options = settings.env_options
-        label = reward_label(options.get("reward_source", "trained"), options.get("reward_exponent", 1.0))
+        env_config, train_config = settings.configs
+        label = reward_label(env_config.reward_source, train_config.reward_exponent)
         plot_search(rows, folder.plot_file, f"{settings.agent} on {settings.dataset}", label)
     return summary
 
@@ -341,7 +363,7 @@ def summarise(rows: list[EpisodeRow], settings: SearchSettings, top: int = 10) -
         "agent": settings.agent,
         "dataset": settings.dataset,
         "protocol": settings.protocol,
-        "reward_source": settings.env_options.get("reward_source", "trained"),
+        "reward_source": settings.typed.env.reward_source,
         "steps": len(rows),
         "episodes": len({row.episode for row in rows}),
         "unique_networks": len(best),

@@ -19,7 +19,7 @@ from nasgym.runners.cli.options import (
     comma_list,
     env_options,
     given,
-    layered,
+    layer,
     name_list,
     positive_int,
 )
@@ -86,23 +86,17 @@ def settings_from(args: argparse.Namespace) -> BenchSettings:
     """The benchmark the parsed flags describe: command defaults, then the protocol, then the flags given."""
     protocol = chosen_protocol(args)
     env = env_options(args, protocol_env=protocol.env)
-    if env.get("reward_source") in LOOKUP_SOURCES:  # many seeds on the shipped tables, unless flags say otherwise
-        table_defaults = envs_data.load("experiments")["bench_table"]
-        for name, value in (("datasets", complete_names()), ("steps", table_defaults["steps"]),
-                            ("seeds", table_defaults["seeds"])):  # fmt: skip
-            if name not in given(args):
-                setattr(args, name, value)
-    datasets = layered(args, "datasets", protocol.bench.get("datasets"))
-    names = layered(args, "agents", protocol.bench.get("agents"))
+    values = layer(args, ("datasets", "agents", "steps", "seeds"), protocol.bench, _mode_defaults(env))
+    names = values["agents"]
     unknown = sorted(set(names) - set(agents.agent_names()))
     if unknown:
         raise ConfigError(f"unknown agent(s) {', '.join(unknown)}; known agents: {', '.join(agents.agent_names())}")
     typed = given(args)
     return BenchSettings(
-        datasets=datasets,
+        datasets=values["datasets"],
         agents=names,
-        steps=args.steps,
-        seeds=args.seeds,
+        steps=values["steps"],
+        seeds=values["seeds"],
         env_options={name: value for name, value in env.items() if name != "seed"},
         agent_options={name: protocol.hyperparameters(name) for name in names},
         protocol=protocol.name,
@@ -115,6 +109,14 @@ def settings_from(args: argparse.Namespace) -> BenchSettings:
         train_seed=args.seed if "seed" in typed else None,
         env=args.env,
     )
+
+
+def _mode_defaults(env: dict) -> dict:
+    """With rewards from look-up tables: many seeds on every complete shipped table (unless flags say otherwise)."""
+    if env.get("reward_source") not in LOOKUP_SOURCES:
+        return {}
+    table_defaults = envs_data.load("experiments")["bench_table"]
+    return {"datasets": complete_names(), "steps": table_defaults["steps"], "seeds": table_defaults["seeds"]}
 
 
 def _budgets(protocol, names: list[str]) -> dict[str, dict[str, int]]:

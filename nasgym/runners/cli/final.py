@@ -13,7 +13,7 @@ from nasgym.runners.cli.options import (
     add_protocol_option,
     chosen_protocol,
     env_options,
-    layered,
+    layer,
     positive_int,
 )
 from nasgym.runners.experiments.final import BASELINES, FinalResult, train_final
@@ -73,8 +73,9 @@ def run(args: argparse.Namespace) -> int:
     protocol = chosen_protocol(args)
     final = protocol.final
     options = env_options(args, with_dataset=False, protocol_env=protocol.final_env())
-    repeats = layered(args, "repeats", final.get("repeats"))
-    baseline = "none" if args.no_baseline else layered(args, "baseline", final.get("baseline"))
+    values = layer(args, ("repeats", "baseline"), final)
+    repeats = values["repeats"]
+    baseline = "none" if args.no_baseline else values["baseline"]
     architecture = Architecture.parse(args.architecture)
     results = train_final(architecture, args.dataset, options, baseline, repeats, not args.no_progress)
     cap = "no cap" if options["max_filters"] is None else f"max {options['max_filters']}"

@@ -5,14 +5,16 @@ Every field of ``EnvConfig``, ``TrainConfig`` and ``NetworkConfig`` (the ``NAS-v
 read against the agent config's field types the same way.
 
 ``--protocol NAME`` applies a protocol (``nasgym.core.protocols``) on top of a command's defaults; a flag given on
-the command line overrides both. To tell a given flag from a default, these options record the flags the user
-typed (``given``).
+the command line overrides both. Every command layers its values with ``layer`` (flags typed > protocol > the
+defaults of a mode > the parser's defaults); to tell a given flag from a default, these options record the flags the
+user typed (``given``).
 """
 
 from __future__ import annotations
 
 import argparse
 import typing
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 import agents
@@ -65,11 +67,29 @@ def chosen_protocol(args: argparse.Namespace) -> Protocol:
     return protocol(getattr(args, "protocol", DEFAULT_PROTOCOL))
 
 
-def layered(args: argparse.Namespace, name: str, protocol_value: Any) -> Any:
-    """The flag's value if the user gave it, else ``protocol_value`` if the protocol has one, else the default."""
-    if name in given(args) or protocol_value is None:
-        return getattr(args, name)
-    return protocol_value
+def layer(
+    args: argparse.Namespace,
+    names: Iterable[str],
+    protocol: Mapping[str, Any] | None = None,
+    mode: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Each of ``names`` from the first layer that has it: the flag the user typed, the ``protocol``'s value, the
+    defaults of the command's ``mode`` (the table budgets with ``--reward-source table``, say), the parser's default.
+
+    Every command takes its values from here, so the precedence is written once; a name that only the protocol or
+    the mode knows (no such flag) is taken from them."""
+    typed, protocol, mode = given(args), protocol or {}, mode or {}
+    values = {}
+    for name in names:
+        if name in typed:
+            values[name] = getattr(args, name)
+        elif name in protocol:
+            values[name] = protocol[name]
+        elif name in mode:
+            values[name] = mode[name]
+        else:
+            values[name] = getattr(args, name)
+    return values
 
 
 def comma_list(text: str) -> list[str]:
@@ -166,10 +186,10 @@ def env_options(
     then ``protocol_env`` (a protocol's keywords), then the flags the user gave (``--ray [ADDRESS]`` as
     ``backend`` and ``ray_address``)."""
     own = [s.name for env_id in ENV_IDS for s in own_settings(env_id)]
-    names = [s.name for s in env_settings(with_dataset)] + own
-    values = {name: getattr(args, name) for name in names if hasattr(args, name)}
+    names = [name for name in [s.name for s in env_settings(with_dataset)] + own if hasattr(args, name)]
     typed = given(args)
-    values.update({name: value for name, value in (protocol_env or {}).items() if name not in typed})
+    extra = [name for name in protocol_env or {} if name not in names and name not in typed]  # no flag: the protocol's
+    values = layer(args, [*names, *extra], protocol_env)
     # Each environment gets its own keywords; another's given on the command line reach it, and it says no.
     values = command_line_options(getattr(args, "env", NAS_V0), values, typed)
     if getattr(args, "ray", None) is not None:

@@ -18,7 +18,7 @@ from nasgym.runners.cli.options import (
     chosen_protocol,
     env_options,
     given,
-    layered,
+    layer,
     name_list,
     positive_int,
 )
@@ -94,16 +94,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def settings_from(args: argparse.Namespace) -> TransferSettings:
     """The experiment the parsed flags describe: command defaults, then the protocol, then the flags given."""
     protocol, typed = chosen_protocol(args), given(args)
-    agent = layered(args, "agent", protocol.transfer.get("agent"))
     control = None if args.control_agent.lower() in ("", "none") else args.control_agent
     if control is not None and control not in agents.AGENTS:
         raise ConfigError(f"unknown --control-agent {control!r}; known agents: {', '.join(agents.agent_names())}")
     others = [name for name in ("random", control) if name]
     env = env_options(args, protocol_env=protocol.env)
-    if env.get("reward_source") in LOOKUP_SOURCES:
-        _table_defaults(args, typed)
-    held_out = layered(args, "eval", protocol.transfer.get("eval"))
-    trained_on = layered(args, "train", protocol.transfer.get("train"))
+    names = ("agent", "train", "eval", "steps_train", "steps_eval", "seeds")
+    values = layer(args, names, protocol.transfer, _table_defaults(args, typed, env))
+    agent, held_out, trained_on = values["agent"], values["eval"], values["train"]
     both = [dataset for dataset in held_out if dataset in trained_on]
     if both:
         raise ConfigError(
@@ -121,9 +119,9 @@ def settings_from(args: argparse.Namespace) -> TransferSettings:
         agent=agent,
         train=trained_on,
         eval=held_out,
-        steps_train=args.steps_train,
-        steps_eval=layered(args, "steps_eval", protocol.transfer.get("steps_eval")),
-        seeds=args.seeds,
+        steps_train=values["steps_train"],
+        steps_eval=values["steps_eval"],
+        seeds=values["seeds"],
         env_options={name: value for name, value in env.items() if name != "seed"},
         agent_options=protocol.hyperparameters(agent),
         protocol=protocol.name,
@@ -139,13 +137,12 @@ def settings_from(args: argparse.Namespace) -> TransferSettings:
     )
 
 
-def _table_defaults(args: argparse.Namespace, typed: set[str]) -> None:
-    """Budgets for many seeds on look-up tables, unless flags say otherwise; datasets not given must have complete
-    tables (a table still being built would shrink the depth every dataset shares)."""
+def _table_defaults(args: argparse.Namespace, typed: set[str], env: dict) -> dict:
+    """With rewards from look-up tables: budgets for many seeds (unless flags say otherwise); datasets not given must
+    have complete tables (a table still being built would shrink the depth every dataset shares)."""
+    if env.get("reward_source") not in LOOKUP_SOURCES:
+        return {}
     table_defaults = envs_data.load("experiments")["transfer_table"]
-    for name in ("steps_train", "steps_eval", "seeds"):
-        if name not in typed:
-            setattr(args, name, table_defaults[name])
     if args.table_path is None:
         chosen = [*(args.train if "train" not in typed else []), *(args.eval if "eval" not in typed else [])]
         growing = [name for name in chosen if name in shipped_names() and not shipped(name).complete]
@@ -154,6 +151,7 @@ def _table_defaults(args: argparse.Namespace, typed: set[str]) -> None:
                 f"the shipped {', '.join(growing)} table(s) are still being built ('nasgym table show NAME'); give "
                 f"--train and --eval datasets with complete tables: {', '.join(complete_names()) or 'none yet'}"
             )
+    return {name: table_defaults[name] for name in ("steps_train", "steps_eval", "seeds")}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -26,7 +26,6 @@ from nasgym.core.datasets import load_dataset
 from nasgym.core.errors import NasGymError
 from nasgym.core.paths import default_cache_path, default_data_dir
 from nasgym.core.training import available_cpus
-from nasgym.runners.envs import configs
 from nasgym.runners.experiments.records import cpu_name
 from nasgym.runners.run_folder import RunFolder
 from nasgym.runners.search import SearchSettings, run_search
@@ -61,10 +60,10 @@ def execute(run: Run, progress: bool) -> None:
 def run_all(runs: list[Run], progress: bool = True, runs_at_once: int = RUNS_AT_ONCE) -> None:
     """Every run not complete yet, in order here, or as Ray tasks when their environments use the Ray backend, or in
     one process per CPU when every reward comes from a look-up table (the agents' own work is then the cost)."""
-    if any(run.settings.env_options.get("backend") == "ray" for run in runs):
+    if any(run.settings.typed.env.compute.backend == "ray" for run in runs):
         _run_on_ray(runs, progress, runs_at_once)
         return
-    if all(run.settings.env_options.get("reward_source") in LOOKUP_SOURCES for run in runs) and available_cpus() > 1:
+    if all(run.settings.typed.env.reward_source in LOOKUP_SOURCES for run in runs) and available_cpus() > 1:
         _run_in_processes(runs, progress, available_cpus())
         return
     for number, run in enumerate(runs, start=1):
@@ -131,10 +130,11 @@ def _run_task(run: Run, datasets: dict[str, Any]) -> None:
 def _pinned(run: Run) -> Run:
     """The run with every path absolute and the cache and data folders spelled out, so that a worker process
     (started from another folder, with another environment) writes where the driver would."""
-    options = dict(run.settings.env_options)
-    if options.get("cache", True):
-        options["cache_path"] = str(Path(options.get("cache_path") or default_cache_path()).resolve())
-    options["data_dir"] = str(Path(options.get("data_dir") or default_data_dir()).resolve())
+    env = run.settings.typed.env
+    options = dict(run.settings.env_options)  # what run.json stores; the typed configs are parsed again from it
+    if env.cache:
+        options["cache_path"] = str(Path(env.cache_path or default_cache_path()).resolve())
+    options["data_dir"] = str(Path(env.data_dir or default_data_dir()).resolve())
     start_from = run.start_from.resolve() if run.start_from else None
     return replace(
         run, folder=run.folder.resolve(), settings=replace(run.settings, env_options=options), start_from=start_from
@@ -147,7 +147,7 @@ def _share_datasets(runs: list[Run]) -> dict[str, Any]:
 
     refs, seen = {}, set()
     for run in runs:
-        config, _ = configs(run.settings.env, {**run.settings.env_options, "dataset": run.settings.dataset})
+        config = run.settings.typed.env
         source = (config.dataset, config.image_size, config.max_samples, config.data_dir)
         if source not in seen:
             seen.add(source)
@@ -161,15 +161,15 @@ def _run_on_ray(runs: list[Run], progress: bool, runs_at_once: int) -> None:
 
     from nasgym.core.ray_backend import connect
 
-    first = runs[0].settings.env_options
-    ray = connect(first.get("ray_address"))
+    first = runs[0].settings.typed.env.compute
+    ray = connect(first.ray_address)
     runs = [_pinned(run) for run in runs]
     todo = [number for number, run in enumerate(runs) if not run.complete()]
     finished = set(range(len(runs))) - set(todo)
     datasets = _share_datasets([runs[number] for number in todo])
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
     task = ray.remote(_run_task).options(
-        num_cpus=0, max_retries=first.get("ray_max_retries", 3), scheduling_strategy=here, name="nasgym-search"
+        num_cpus=0, max_retries=first.ray_max_retries, scheduling_strategy=here, name="nasgym-search"
     )
     running: dict[Any, int] = {}
     bar = tqdm(total=len(runs), initial=len(finished), desc="searches", unit="search", disable=not progress)

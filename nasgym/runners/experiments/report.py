@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from nasgym.runners.envs import NAS_V0, configs
+from nasgym.runners.envs import NAS_V0, EnvSettings
 
 
 def format_value(value: float, interval: float = math.nan, digits: int = 3) -> str:
@@ -22,9 +22,11 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
     return "\n".join(lines)
 
 
-def reward_mode(env_options: dict, env_id: str = NAS_V0) -> str:
-    """How a run's reward is computed, in words: the environment's reward mode and the trainer's reward."""
-    env_config, train_config = configs(env_id, env_options)
+def reward_mode(env_options: dict | EnvSettings, env_id: str = NAS_V0) -> str:
+    """How a run's reward is computed, in words: the environment's reward mode and the trainer's reward (from the
+    typed settings, or keywords parsed here)."""
+    typed = env_options if isinstance(env_options, EnvSettings) else EnvSettings.parse(env_id, env_options)
+    env_config, train_config = typed.configs
     epochs, exponent = train_config.reward_epochs, train_config.reward_exponent
     accuracy = "accuracy" if epochs == 1 else f"best accuracy of the last {epochs} epochs"
     if exponent != 1:
