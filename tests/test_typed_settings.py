@@ -116,3 +116,40 @@ def test_transfer_layers_flag_over_protocol_over_table_defaults_over_argparse():
         _args("transfer", "--reward-source", "table", "--protocol", "nasgym2019", "--steps-eval", "5")
     )
     assert flags.steps_eval == 5 and flags.seeds == table["seeds"]
+
+
+def test_a_bad_env_option_fails_when_bench_or_transfer_settings_are_made():
+    from nasgym.runners.experiments.bench import BenchSettings
+    from nasgym.runners.experiments.transfer import TransferSettings
+
+    for options, named in (({"epochs": "many"}, "epochs"), ({"image_sise": 16}, "image_sise")):
+        with pytest.raises(ConfigError, match=named) as error:
+            BenchSettings(["digits"], ["random"], 4, env_options=options)
+        assert "\n" not in str(error.value)
+        with pytest.raises(ConfigError, match=named):
+            TransferSettings("meta_a2c", ["digits"], ["omniglot_small1"], 4, 4, env_options=options)
+    with pytest.raises(ConfigError, match="image_sise"):  # with a table too, checked before any table is opened
+        BenchSettings(["no_such_table"], ["random"], 4, env_options={"reward_source": "table", "image_sise": 16})
+    with pytest.raises(ConfigError, match="reward"):  # an agent's own keywords are checked as well
+        BenchSettings(["digits"], ["random"], 4, agent_env={"random": {"reward": "sometimes"}})
+
+
+def test_bench_and_transfer_settings_store_the_keywords_and_read_typed_configs():
+    from nasgym.runners.experiments.bench import BenchSettings
+    from nasgym.runners.experiments.transfer import TransferSettings
+
+    bench = BenchSettings(["digits", "omniglot_small1"], ["random"], 4, env_options={"epochs": 2},
+                          agent_env={"random": {"reward": "final"}})  # fmt: skip
+    stored = dataclasses.asdict(bench)
+    assert "typed" not in stored and stored["env_options"] == {"epochs": 2}
+    assert [s.env.dataset for s in bench.typed.datasets.values()] == ["digits", "omniglot_small1"]
+    assert bench.typed.agents["random"].env.reward == "final" and not bench.typed.uses_tables
+    bench.env_options = {**bench.env_options, "epochs": 3}  # as run_bench rewrites it: parsed again
+    assert bench.typed.datasets["digits"].train.epochs == 3
+    assert BenchSettings(**stored).typed.datasets["digits"].train.epochs == 2
+    transfer = TransferSettings(
+        "meta_a2c", ["digits"], ["omniglot_small1"], 4, 4, env_options={"reward_source": "table"}
+    )
+    assert set(dataclasses.asdict(transfer)) == {f.name for f in dataclasses.fields(TransferSettings)}
+    assert transfer.typed.uses_tables and set(transfer.typed.agents) == {"meta_a2c", "random", "dqn"}
+    assert transfer.typed.datasets["omniglot_small1"].env.max_layers >= 1  # the table's depth, read on first use

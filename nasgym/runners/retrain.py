@@ -28,7 +28,7 @@ def retrain_top(folder: RunFolder, settings: SearchSettings, k: int) -> list[dic
         raise ConfigError(f"--retrain-top needs K >= 1, got {k}")
     rows = folder.episodes()
     best = summarise(rows, settings, top=k)["best"]
-    source = "weight_sharing" if settings.env_options.get("reward_source") == "weight_sharing" else "trained"
+    source = "weight_sharing" if settings.typed.env.reward_source == "weight_sharing" else "trained"
     env_config, train_config = make_configs(
         {"dataset": settings.dataset, **settings.env_options, "reward_source": "trained"}
     )

@@ -16,14 +16,21 @@ from __future__ import annotations
 import csv
 import json
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from nasgym.core import spaces
-from nasgym.core.config import LOOKUP_SOURCES
 from nasgym.core.protocols import DEFAULT_PROTOCOL
 from nasgym.runners.envs import NAS_V0
-from nasgym.runners.experiments import check_datasets, plots, with_shared_tables
+from nasgym.runners.experiments import (
+    ExperimentEnv,
+    ParsedOnce,
+    check_datasets,
+    checked_options,
+    plots,
+    with_shared_tables,
+)
 from nasgym.runners.experiments.lookup_report import lookup_section
 from nasgym.runners.experiments.metrics import METRIC_DIGITS, METRIC_LABELS, RUN_METRICS, RunData, mean_and_interval
 from nasgym.runners.experiments.parallel import RUNS_AT_ONCE, Run, run_all_timed
@@ -34,7 +41,7 @@ from nasgym.runners.search import SearchSettings
 
 
 @dataclass
-class BenchSettings:
+class BenchSettings(ParsedOnce):
     datasets: list[str]
     agents: list[str]
     steps: int
@@ -54,6 +61,18 @@ class BenchSettings:
     """The child-training seed of every run; None: agent seed K trains with seed K."""
     env: str = NAS_V0
     """The environment every run searches."""
+
+    def __post_init__(self) -> None:
+        self.typed  # noqa: B018 -- parse the options now: a bad one fails where the settings are made
+
+    @cached_property
+    def typed(self) -> ExperimentEnv:
+        """``env_options`` parsed on every dataset, and each agent's on the first (the reward the report names);
+        not a field, so bench.json stores only the keywords."""
+        checked_options(self.env, self.env_options)
+        first = {"dataset": self.datasets[0]} if self.datasets else {}
+        agents = {agent: {**self.env_for(agent, 0), **first} for agent in self.agents}
+        return ExperimentEnv(self.env, self.env_options, self.datasets, agents)
 
     def budget(self, agent: str, dataset: str) -> int:
         return self.agent_steps.get(agent, {}).get(dataset, self.steps)
@@ -75,7 +94,7 @@ def run_bench(
     a carried policy's run starting once the run it continues is done."""
     out_dir = Path(out_dir)
     settings.env_options = with_shared_tables(settings.datasets, settings.env_options)
-    check_datasets(settings.datasets, settings.env_options, settings.env)
+    check_datasets(settings.typed.datasets.values())
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "bench.json").write_text(json.dumps(asdict(settings), indent=2))
     runs: list[Run] = []
@@ -127,10 +146,7 @@ def write_results(out_dir: Path, settings: BenchSettings) -> dict[str, Any]:
             for name in metrics[0]:
                 row[name], row[f"{name}_ci95"] = mean_and_interval([m[name] for m in metrics])
             aggregate.append(row)
-    first = settings.datasets[0]
-    rewards = {
-        agent: reward_mode({**settings.env_for(agent, 0), "dataset": first}, settings.env) for agent in settings.agents
-    }
+    rewards = {agent: reward_mode(settings.typed.agents[agent]) for agent in settings.agents}
     results = {
         "settings": asdict(settings),
         "protocol": settings.protocol,
@@ -145,7 +161,7 @@ def write_results(out_dir: Path, settings: BenchSettings) -> dict[str, Any]:
         writer.writerows(aggregate)
     figures = _plot(out_dir, runs)
     report = _report(settings, aggregate, figures, rewards)
-    if settings.env_options.get("reward_source") in LOOKUP_SOURCES:
+    if settings.typed.uses_tables:
         results["lookup"], section = lookup_section(out_dir, settings, run_dir)
         report = report.replace("\n## ", f"\n{section}\n## ", 1)
         (out_dir / "results.json").write_text(json.dumps(results, indent=2))

@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from nasgym.core.config import make_configs
+from nasgym.core.config import EnvConfig
 from nasgym.core.errors import ConfigError
 from nasgym.core.evaluator import TrainingEvaluator, load_data
 from nasgym.core.lookup.surrogate import Surrogate
@@ -38,8 +38,10 @@ from nasgym.core.network import flops, parameter_count
 from nasgym.core.reward_sources import build_evaluator
 from nasgym.core.sampling import stratified_networks
 from nasgym.core.search_space import Architecture
+from nasgym.core.training import TrainConfig
 from nasgym.core.weight_sharing.evaluator import WeightSharingEvaluator
 from nasgym.core.zero_cost import naswot
+from nasgym.runners.envs import NAS_V0, EnvSettings
 from nasgym.runners.experiments.fidelity_report import write_report
 
 REFERENCE = "reference"
@@ -84,7 +86,8 @@ def run_fidelity(out_dir: str | Path, plan: FidelityPlan, progress: bool = True)
     into ``out_dir`` and return the results."""
     out = Path(out_dir)
     base = {k: v for k, v in plan.env_options.items() if k != "reward_source"}
-    env_config, train_config = make_configs({"dataset": plan.dataset, **base})
+    env_config, train_config = EnvSettings.parse(NAS_V0, {"dataset": plan.dataset, **base}).configs  # once: the
+    # cheap rewards below are these configs with one setting changed
     size = env_config.image_size
     low_size = plan.low_image_size or max(1, round(size * 2 / 3))
     # Fewer epochs than the reference only: its own count would be the reference again, "1.0x cheaper".
@@ -92,11 +95,12 @@ def run_fidelity(out_dir: str | Path, plan: FidelityPlan, progress: bool = True)
     networks = stratified_networks(plan.networks, plan.seed, min(size, low_size), env_config.max_layers)
     data = load_data(env_config)
     n_images = len(data.labels)
-    trained_sources: dict[str, dict[str, Any]] = {REFERENCE: {}}
+    trained_sources: dict[str, tuple[EnvConfig, TrainConfig]] = {REFERENCE: (env_config, train_config)}
     for epochs in low_epochs:
-        trained_sources[f"epochs_{epochs}"] = {"epochs": epochs}
-    trained_sources[f"pixels_{low_size}"] = {"image_size": low_size}
-    trained_sources[f"data_{plan.data_fraction:g}"] = {"max_samples": max(2, round(plan.data_fraction * n_images))}
+        trained_sources[f"epochs_{epochs}"] = (env_config, replace(train_config, epochs=epochs))
+    trained_sources[f"pixels_{low_size}"] = (replace(env_config, image_size=low_size), train_config)
+    fewer = replace(env_config, max_samples=max(2, round(plan.data_fraction * n_images)))
+    trained_sources[f"data_{plan.data_fraction:g}"] = (fewer, train_config)
     descriptions = {
         REFERENCE: f"trained {train_config.epochs} epochs at {size} px on {n_images} images",
         **{f"epochs_{e}": f"trained {e} epochs" for e in low_epochs},
@@ -106,9 +110,7 @@ def run_fidelity(out_dir: str | Path, plan: FidelityPlan, progress: bool = True)
     }
     rewards: dict[str, list[float]] = {}
     seconds: dict[str, list[float]] = {}
-    for name, changes in trained_sources.items():
-        options = {**base, **changes}
-        env_c, train_c = make_configs({"dataset": plan.dataset, **options})
+    for name, (env_c, train_c) in trained_sources.items():
         same_images = env_c.image_size == size and env_c.max_samples == env_config.max_samples
         evaluator = build_evaluator(env_c, train_c, data=data if same_images else None)
         try:
@@ -133,9 +135,12 @@ def run_fidelity(out_dir: str | Path, plan: FidelityPlan, progress: bool = True)
     warmups: dict[str, float] = {}
     for head in plan.ws_heads:
         name = f"ws_{head}"
-        ws_rewards, ws_seconds, warmups[name] = _weight_sharing(plan, base, head, networks, data, progress)
+        changes: dict[str, Any] = {"ws_head": head}  # a plan's head is any str: the config checks it
+        head_config = replace(env_config.weight_sharing, **changes)
+        ws_config = replace(env_config, weight_sharing=head_config)
+        ws_rewards, ws_seconds, warmups[name] = _weight_sharing(plan, ws_config, train_config, networks, data, progress)
         rewards[name], seconds[name] = ws_rewards, ws_seconds
-        ws = make_configs({"dataset": plan.dataset, **base, "ws_head": head})[0].weight_sharing
+        ws = ws_config.weight_sharing
         descriptions[name] = (
             f"weight sharing, {head} head: warm-up {ws.ws_warmup} networks, {ws.ws_steps} minibatches per reward, "
             f"{ws.ws_optimizer} {ws.ws_learning_rate:g}, scored on {ws.ws_valid_samples} images"
@@ -186,12 +191,18 @@ def _evaluate_each(evaluator, networks: list[Architecture], name: str, progress:
 
 
 def _weight_sharing(
-    plan: FidelityPlan, base: dict, head: str, networks: list[Architecture], data, progress: bool
+    plan: FidelityPlan,
+    config: EnvConfig,
+    train_config: TrainConfig,
+    networks: list[Architecture],
+    data,
+    progress: bool,
 ) -> tuple[list[float], list[float], float]:
-    """Rewards and seconds per network from one shared-weights evaluator, the networks met in a seeded random
-    order after the warm-up (whose seconds are returned apart)."""
-    env_c, train_c = make_configs({"dataset": plan.dataset, **base, "reward_source": "weight_sharing", "ws_head": head})
-    evaluator = WeightSharingEvaluator.from_config(env_c, train_c, data)  # the reward_source's own factory
+    """Rewards and seconds per network from one shared-weights evaluator (``config``'s head), the networks met in a
+    seeded random order after the warm-up (whose seconds are returned apart)."""
+    env_c = replace(config, reward_source="weight_sharing")
+    evaluator = WeightSharingEvaluator.from_config(env_c, train_config, data)  # the reward_source's own factory
+    head = config.weight_sharing.ws_head
     start = time.perf_counter()
     evaluator.warm_up()
     warmup = time.perf_counter() - start

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -23,7 +23,6 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from nasgym.core.config import make_configs
 from nasgym.core.datasets import ImageData
 from nasgym.core.errors import ArchitectureError, ConfigError
 from nasgym.core.evaluation import Evaluation
@@ -31,6 +30,7 @@ from nasgym.core.evaluator import TrainingEvaluator, load_data
 from nasgym.core.network import NetworkConfig, glorot_init
 from nasgym.core.ray_backend import RayEvaluator
 from nasgym.core.search_space import Architecture
+from nasgym.runners.envs import NAS_V0, EnvSettings
 from nasgym.runners.experiments import trained_evaluator
 
 VGG19_SHORT = Architecture.parse("c3-c3-m2-c3-c3-m2-c3-c3-c3-c3-m2")
@@ -100,8 +100,9 @@ def train_final(
     progress: bool = True,
 ) -> list[FinalResult]:
     """Train ``architecture`` (and the baseline) ``repeats`` times each with ``env_options`` and score each
-    training on the split ``score_split`` names (``nasgym final`` gives ``test``)."""
-    env_config, base = make_configs({**env_options, "dataset": dataset})
+    training on the split ``score_split`` names (``nasgym final`` gives ``test``). The options are parsed once here;
+    each repeat is the parsed training with its own seed."""
+    env_config, base = EnvSettings.parse(NAS_V0, {**env_options, "dataset": dataset}).configs
     image_size = env_config.image_size
     networks = {"found": architecture.network}
     if baseline == "vgg19_short":
@@ -120,10 +121,7 @@ def train_final(
         )
     data = load_data(env_config)
     # The same train split in every repeat: only the training's randomness changes.
-    repeat_configs = [
-        make_configs({**env_options, "dataset": dataset, "seed": base.seed + r, "split_seed": base.shuffle_seed})[1]
-        for r in range(repeats)
-    ]
+    repeat_configs = [replace(base, seed=base.seed + r, split_seed=base.shuffle_seed) for r in range(repeats)]
     evaluators = [trained_evaluator(env_config, config, data) for config in repeat_configs]  # local, or on Ray
     to_train = sum(evaluator.cached(network) is None for evaluator in evaluators for network in networks.values())
     to_train += repeats if baseline == "vgg_two_blocks" else 0

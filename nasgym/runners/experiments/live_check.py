@@ -9,14 +9,15 @@ the reward cache (a rerun trains nothing twice). The dataset must be prepared; w
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from nasgym.core.config import make_configs
 from nasgym.core.errors import NasGymError
 from nasgym.core.reward_sources import build_evaluator
 from nasgym.core.search_space import Architecture
+from nasgym.runners.envs import EnvSettings
 from nasgym.runners.experiments.lookup_stats import TrueRewards
 from nasgym.runners.experiments.report import markdown_table
 
@@ -29,11 +30,10 @@ def best_incumbents(incumbents: list[str], truth: TrueRewards, count: int = LIVE
     return sorted(set(incumbents), key=truth, reverse=True)[:count]
 
 
-def live_rewards(networks: list[str], env_options: dict[str, Any], dataset: str) -> dict[str, float]:
-    """Each network trained live (training seed 0) at the surrogate's settings: the same options, rewards trained."""
-    options = {**env_options, "dataset": dataset, "reward_source": "trained", "seed": 0}
-    env_config, train_config = make_configs(options)
-    evaluator = build_evaluator(env_config, train_config)
+def live_rewards(networks: list[str], surrogate: EnvSettings) -> dict[str, float]:
+    """Each network trained live (training seed 0) at the surrogate's settings: the same configs, rewards trained."""
+    env_config = replace(surrogate.env, reward_source="trained")
+    evaluator = build_evaluator(env_config, replace(surrogate.train, seed=0))
     try:
         evaluations = evaluator.evaluate([Architecture.parse(name) for name in networks])
     finally:
@@ -41,14 +41,13 @@ def live_rewards(networks: list[str], env_options: dict[str, Any], dataset: str)
     return {name: evaluation.accuracy for name, evaluation in zip(networks, evaluations, strict=True)}
 
 
-def live_check(
-    incumbents: dict[str, list[str]], truth: TrueRewards, env_options: dict[str, Any], dataset: str
-) -> dict[str, Any]:
-    """Per agent, its best incumbents with surrogate and live reward; or why the check could not run."""
+def live_check(incumbents: dict[str, list[str]], truth: TrueRewards, surrogate: EnvSettings) -> dict[str, Any]:
+    """Per agent, its best incumbents with surrogate and live reward (``surrogate``: the dataset's settings); or why
+    the check could not run."""
     chosen = {agent: best_incumbents(names, truth) for agent, names in incumbents.items()}
     everyone = list(dict.fromkeys(name for names in chosen.values() for name in names))
     try:
-        live = live_rewards(everyone, env_options, dataset)
+        live = live_rewards(everyone, surrogate)
     except NasGymError as error:  # e.g. the dataset is not prepared: the surrogate's figures stand unchecked
         return {"skipped": str(error)}
     return {

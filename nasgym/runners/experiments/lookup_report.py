@@ -5,30 +5,35 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nasgym.core.config import make_configs
 from nasgym.core.lookup.source import open_table
 from nasgym.runners.experiments import lookup_stats
 from nasgym.runners.experiments.live_check import live_check, live_markdown
 from nasgym.runners.experiments.records import path_name
 from nasgym.runners.experiments.report import markdown_table
 
+if TYPE_CHECKING:
+    from nasgym.runners.experiments.bench import BenchSettings
+
 IMPROVEMENT = "improvement_over_random"
 ANYTIME = (0.1, 0.25, 0.5)
 """Shares of the step budget at which the regret is also reported: agents that tie at the end may differ on the way."""
 
 
-def lookup_section(out_dir: Path, settings: Any, run_dir: Callable[[Path, str, str, int], Path]) -> tuple[dict, str]:
+def lookup_section(
+    out_dir: Path, settings: BenchSettings, run_dir: Callable[[Path, str, str, int], Path]
+) -> tuple[dict, str]:
     """Figures (for results.json) and markdown (for report.md) of a benchmark whose rewards came from tables."""
     figures: dict[str, Any] = {"datasets": {}}
     lines = ["## Regret against the table's best network", ""]
     scores: dict[str, list[np.ndarray]] = {agent: [] for agent in settings.agents}
     mean_regret: dict[str, list[float]] = {agent: [] for agent in settings.agents}
     for dataset in settings.datasets:
-        env_config, train_config = make_configs({"dataset": dataset, **settings.env_options})
+        typed = settings.typed.datasets[dataset]
+        env_config, train_config = typed.configs
         surrogate = env_config.reward_source == "surrogate"
         truth = lookup_stats.TrueRewards(
             open_table(dataset, env_config.table_path), train_config.epochs, env_config.max_layers, surrogate
@@ -66,7 +71,7 @@ def lookup_section(out_dir: Path, settings: Any, run_dir: Callable[[Path, str, s
         checked = []
         if surrogate:  # a conclusion on a surrogate is checked by training what the agents found
             incumbents = {agent: [c["incumbent"] for c in runs] for agent, runs in curves.items()}
-            check = live_check(incumbents, truth, settings.env_options, dataset)
+            check = live_check(incumbents, truth, typed)
             figures["datasets"][dataset]["live_check"] = check
             checked = live_markdown(check)
         lines += [

@@ -17,15 +17,22 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nasgym.core.config import LOOKUP_SOURCES
 from nasgym.core.protocols import DEFAULT_PROTOCOL
 from nasgym.runners.envs import NAS_V0
-from nasgym.runners.experiments import check_datasets, plots, with_shared_tables
+from nasgym.runners.experiments import (
+    ExperimentEnv,
+    ParsedOnce,
+    check_datasets,
+    checked_options,
+    plots,
+    with_shared_tables,
+)
 from nasgym.runners.experiments.action_test import compare_actions, episode_action_counts, wilcoxon_action_shares
 from nasgym.runners.experiments.metrics import RunData, mean_and_interval
 from nasgym.runners.experiments.parallel import RUNS_AT_ONCE, Run, run_all_timed
@@ -62,7 +69,7 @@ COMPARED_METRICS = ("best_reward", "mean_reward", "mean_reward_last10", "unique_
 
 
 @dataclass
-class TransferSettings:
+class TransferSettings(ParsedOnce):
     agent: str
     train: list[str]
     eval: list[str]
@@ -86,6 +93,18 @@ class TransferSettings:
     env: str = NAS_V0
     """The environment every phase searches."""
 
+    def __post_init__(self) -> None:
+        self.typed  # noqa: B018 -- parse the options now: a bad one fails where the settings are made
+
+    @cached_property
+    def typed(self) -> ExperimentEnv:
+        """``env_options`` parsed on every dataset, and each agent's on the first held-out one (the reward the report
+        names); not a field, so transfer.json stores only the keywords."""
+        options = checked_options(self.env, self.env_options)
+        first = {"dataset": self.eval[0]} if self.eval else {}
+        agents = {agent: {**first, **options, **self.agent_env.get(agent, {})} for agent in _agents(self)}
+        return ExperimentEnv(self.env, options, [*self.train, *self.eval], agents)
+
     def variants(self) -> list[str]:
         names = [v for v in VARIANTS if v not in META_CONTROLS or self.agent == "meta_a2c"]
         return [v for v in names if v != "control_frozen" or self.control_agent]
@@ -107,7 +126,7 @@ def run_transfer(
     options the phases are Ray tasks, ``runs_at_once`` at a time, each started once the phase it continues is done."""
     out_dir = Path(out_dir)
     settings.env_options = with_shared_tables([*settings.train, *settings.eval], settings.env_options)
-    check_datasets([*settings.train, *settings.eval], settings.env_options, settings.env)
+    check_datasets(settings.typed.datasets.values())
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "transfer.json").write_text(json.dumps(asdict(settings), indent=2))
     machine = run_all_timed(plan(out_dir, settings), out_dir, progress, runs_at_once)
@@ -188,12 +207,7 @@ def write_results(out_dir: Path, settings: TransferSettings) -> dict[str, Any]:
         for n, dataset in enumerate(settings.train, start=1)
     ]
     tests = action_tests(runs)
-    rewards = {
-        agent: reward_mode(
-            {"dataset": settings.eval[0], **settings.env_options, **settings.agent_env.get(agent, {})}, settings.env
-        )
-        for agent in _agents(settings)
-    }
+    rewards = {agent: reward_mode(settings.typed.agents[agent]) for agent in _agents(settings)}
     results: dict[str, Any] = {
         "settings": asdict(settings),
         "protocol": settings.protocol,
@@ -209,7 +223,7 @@ def write_results(out_dir: Path, settings: TransferSettings) -> dict[str, Any]:
     figure = plots.plot_transfer(labelled, out_dir / "transfer.png")
     actions = plots.plot_action_proportions(labelled, out_dir / "transfer_actions.png")
     report = _report(settings, rows, training, tests, rewards, [figure, actions])
-    if settings.env_options.get("reward_source") in LOOKUP_SOURCES:
+    if settings.typed.uses_tables:
         results["lookup"] = lookup_transfer(out_dir, settings, variants)
         section = "\n".join(lookup_markdown(results["lookup"], VARIANT_LABELS, settings.seeds))
         report = report.replace("\n## Do the action", f"\n{section}\n## Do the action", 1)

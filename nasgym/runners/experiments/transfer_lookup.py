@@ -15,17 +15,19 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import stats
 
-from nasgym.core.config import make_configs
 from nasgym.core.lookup.source import open_table
 from nasgym.runners.experiments.lookup_stats import TrueRewards, mean_interval, run_curve
 from nasgym.runners.experiments.records import path_name
 from nasgym.runners.experiments.report import markdown_table
 from nasgym.runners.run_folder import RunFolder
+
+if TYPE_CHECKING:
+    from nasgym.runners.experiments.transfer import TransferSettings
 
 ZERO_SHOT_EPISODES = 10
 TOP_SHARE = 0.05
@@ -63,11 +65,11 @@ def paired(frozen: list[float], other: list[float]) -> dict[str, float]:
     return {"difference": float(difference.mean()), "p_value": float(stats.wilcoxon(difference).pvalue)}
 
 
-def lookup_transfer(out_dir: Path, settings: Any, variants: list[str]) -> dict[str, Any]:
+def lookup_transfer(out_dir: Path, settings: TransferSettings, variants: list[str]) -> dict[str, Any]:
     """Per held-out dataset and variant, the figures over seeds, and the paired in-context tests."""
     figures: dict[str, Any] = {}
     for dataset in settings.eval:
-        env_config, train_config = make_configs({"dataset": dataset, **settings.env_options})
+        env_config, train_config = settings.typed.datasets[dataset].configs
         table = open_table(dataset, env_config.table_path)
         truth = TrueRewards(table, train_config.epochs, env_config.max_layers, env_config.reward_source == "surrogate")
         values = sorted(truth(n) for n in truth.networks)
