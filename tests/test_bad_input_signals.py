@@ -4,6 +4,7 @@ one line and exit 2 (130 for a stop) from the command line, nasgym's own error t
 
 from __future__ import annotations
 
+import shutil
 import signal
 import socket
 import subprocess
@@ -99,6 +100,31 @@ def test_a_stop_while_the_command_starts_is_the_clean_line(stop, tmp_path):
     while not loading_torch(process) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)  # past `import nasgym`, the Python start-up no program can guard
     process.send_signal(stop)
+    assert_stopped_cleanly(process, within=30)
+
+
+def catches_sigterm(pid: int) -> bool:
+    """Whether the process has its own SIGTERM handler (Python installs none: the command's entry point does)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next(line for line in status.splitlines() if line.startswith("SigCgt:")).split()[1]
+    return bool(int(caught, 16) >> (signal.SIGTERM - 1) & 1)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="watches the child's signal handlers in /proc")
+@pytest.mark.skipif(shutil.which("nasgym") is None, reason="needs the installed `nasgym` command")
+def test_a_stop_while_the_package_imports_is_the_clean_line():
+    process = subprocess.Popen(
+        [shutil.which("nasgym"), "table", "show", "digits"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 30
+    while not catches_sigterm(process.pid) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.001)
+    maps = Path(f"/proc/{process.pid}/maps").read_text()
+    process.send_signal(signal.SIGINT)
+    assert "_multiarray_umath" not in maps  # the signal came before `import nasgym` (NumPy, via Gymnasium) ended
     assert_stopped_cleanly(process, within=30)
 
 
