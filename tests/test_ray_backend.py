@@ -24,6 +24,7 @@ from nasgym.core.threads import single_threaded
 from nasgym.core.training import TrainConfig
 from nasgym.runners.cli import main
 from nasgym.runners.experiments.bench import BenchSettings, run_bench
+from nasgym.runners.experiments.records import path_name
 from nasgym.runners.run_folder import RunFolder
 from nasgym.runners.search import SearchSettings, run_search
 
@@ -161,7 +162,7 @@ def test_transfer_with_ray_starts_each_held_out_phase_after_the_training_it_cont
             "--batch-size", "64", "--device", "cpu", "--cache-path", str(tmp_path / "r.sqlite"),
             "--no-progress"]  # fmt: skip
     assert main(argv) == 0
-    eval_dir = out / "seed0" / "eval" / held_out
+    eval_dir = out / "seed0" / "eval" / path_name(held_out)  # folder-colours-HASH, one short folder
     steps = {v: torch.load(eval_dir / v / "agent.pt", weights_only=True)["num_timesteps"]
              for v in ("frozen", "fine_tuned", "scratch")}  # fmt: skip
     assert steps == {"frozen": 4, "fine_tuned": 4 + 3, "scratch": 3}  # frozen and fine-tuned began from the policy
