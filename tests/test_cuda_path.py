@@ -15,7 +15,7 @@ from itertools import cycle
 
 import pytest
 import torch
-from support import REPO, TINY
+from support import REPO, TINY, ReadyRay
 
 from nasgym.core import ray_backend
 from nasgym.core.datasets import load_dataset
@@ -238,16 +238,7 @@ def test_out_of_memory_on_a_fraction_of_a_gpu_is_retrained_on_a_whole_one(digits
         def options(num_gpus: float, **_options) -> Task:
             return Task(num_gpus)
 
-    class FakeRay:  # a task's result is ready at once: the object reference is the Evaluation itself
-        @staticmethod
-        def wait(refs, num_returns):
-            return refs[:num_returns], refs[num_returns:]
-
-        @staticmethod
-        def get(ref):
-            return ref
-
-    monkeypatch.setattr(ray_backend, "connect", lambda _address=None: FakeRay)
+    monkeypatch.setattr(ray_backend, "connect", lambda _address=None: ReadyRay)
     monkeypatch.setattr(ray_backend, "share_dataset", lambda _data: "ref")
     monkeypatch.setattr(ray_backend, "_remote_task", Remote)
     path = tmp_path / "rewards.sqlite"

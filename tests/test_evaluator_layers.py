@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from support import toy_reward
+from support import ReadyRay, toy_reward
 
 from nasgym.core.datasets import ImageData
 from nasgym.core.evaluation import Evaluation
@@ -130,16 +130,8 @@ def test_the_training_evaluator_is_the_layer_over_local_threads():
         LocalExecutor(DATA, CONFIG, "cpu", concurrency=0)
 
 
-class FakeRay:
-    """A task's result is ready at once: the object reference is the Evaluation itself."""
-
-    @staticmethod
-    def wait(refs, num_returns):
-        return refs[:num_returns], refs[num_returns:]
-
-    @staticmethod
-    def get(ref):
-        return ref
+class FakeRay(ReadyRay):
+    """Nothing may be left over to cancel."""
 
     @staticmethod
     def cancel(ref, force=False):

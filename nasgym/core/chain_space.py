@@ -4,6 +4,7 @@ keywords (``config``) together under the name ``"chain"``."""
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,7 +35,7 @@ class ChainSpace(SearchSpace):
     fixed_keywords: Mapping[str, Any] = {}
     has_curriculum = False
     has_vector_env = True
-    reward_sources = frozenset({"trained", "weight_sharing", "table", "surrogate"})
+    reward_sources = frozenset(typing.get_args(typing.get_type_hints(EnvConfig)["reward_source"]))  # all NAS-v0 has
     action_tokens: tuple[str, ...] | None = ACTION_TOKENS
 
     def key_payload(self, network: Architecture) -> list[list[int]]:

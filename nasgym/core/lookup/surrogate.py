@@ -140,13 +140,11 @@ class SurrogateEvaluator(EvaluatorBase):
             if not isinstance(network, Architecture):  # the table it was fitted on is NAS-v0's
                 raise ArchitectureError(f"the surrogate predicts chain networks (NAS-v0), not {network}")
             asked.append(network)
-        new = list(
-            {self._key(network): network for network in asked if self._key(network) not in self._answers}.values()
-        )
+        keys = [self._key(network) for network in asked]
+        new = {key: network for key, network in zip(keys, asked, strict=True) if key not in self._answers}
         if new:
-            for network, answer in zip(new, self._predict(new), strict=True):
-                self._answers[self._key(network)] = answer
-        answers = [self._answers[self._key(network)] for network in asked]
+            self._answers.update(zip(new, self._predict(list(new.values())), strict=True))
+        answers = [self._answers[key] for key in keys]
         for answer in answers:
             self.stats.cache_hits += 1
             self.stats.train_seconds += answer.train_seconds

@@ -83,7 +83,13 @@ class ExperimentEnv:
 class ParsedOnce:
     """A mutable settings dataclass whose cached ``typed`` is dropped when a field gets a new value, so the next read
     parses what the runner changed (``run_bench`` rewrites ``env_options`` with the shared table keywords).
-    Change fields by assignment or ``dataclasses.replace``, not in place."""
+    Change fields by assignment or ``dataclasses.replace``, not in place. The options are parsed when the settings
+    are made, so a bad one fails there rather than when the experiment runs."""
+
+    typed: Any
+
+    def __post_init__(self) -> None:
+        self.typed  # noqa: B018 -- parse now
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name != "typed" and (name not in self.__dict__ or self.__dict__[name] != value):

@@ -62,9 +62,6 @@ class BenchSettings(ParsedOnce):
     env: str = NAS_V0
     """The environment every run searches."""
 
-    def __post_init__(self) -> None:
-        self.typed  # noqa: B018 -- parse the options now: a bad one fails where the settings are made
-
     @cached_property
     def typed(self) -> ExperimentEnv:
         """``env_options`` parsed on every dataset, and each agent's on the first (the reward the report names);
@@ -122,13 +119,11 @@ def run_bench(
                 index[(dataset, agent, seed)] = len(runs)
                 runs.append(Run(run_dir(out_dir, dataset, agent, seed), search, label, start_from, after=after))
     machine = run_all_timed(runs, out_dir, progress, runs_at_once)
-    results = write_results(out_dir, settings)
-    results["machine"] = machine
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
-    return results
+    return write_results(out_dir, settings, machine)
 
 
-def write_results(out_dir: Path, settings: BenchSettings) -> dict[str, Any]:
+def write_results(out_dir: Path, settings: BenchSettings, machine: dict[str, Any] | None = None) -> dict[str, Any]:
+    """results.json/.csv, the plots and report.md from the runs' folders; ``machine``: what running them cost."""
     runs = {
         dataset: {
             agent: [RunData.load(run_dir(out_dir, dataset, agent, seed)) for seed in range(settings.seeds)]
@@ -153,6 +148,7 @@ def write_results(out_dir: Path, settings: BenchSettings) -> dict[str, Any]:
         "reward_modes": rewards,
         "aggregate": aggregate,
         "runs": per_run,
+        "machine": machine,
     }
     (out_dir / "results.json").write_text(json.dumps(results, indent=2))
     with open(out_dir / "results.csv", "w", newline="") as handle:
@@ -215,13 +211,13 @@ def _report(
         "Reward: " + "; ".join(f"{agent} {mode}" for agent, mode in rewards.items()) + ".",
         "",
     ]
+    tokens = spaces.of_env(settings.env).action_tokens  # names of the actions when each is one fixed layer
     for dataset in settings.datasets:
         rows = [row for row in aggregate if row["dataset"] == dataset]
         table = [
             [row["agent"], *(format_value(row[m], row[f"{m}_ci95"], METRIC_DIGITS.get(m, 3)) for m in RUN_METRICS)]
             for row in rows
         ]
-        tokens = spaces.of_env(settings.env).action_tokens
         lines += [f"## {dataset}", "", markdown_table(["agent", *(METRIC_LABELS[m] for m in RUN_METRICS)], table), ""]
         if tokens:  # a space whose actions are fixed layers
             actions = [[row["agent"]] + [f"{100 * row[f'action_{t}']:.0f}%" for t in tokens] for row in rows]

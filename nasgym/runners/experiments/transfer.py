@@ -93,9 +93,6 @@ class TransferSettings(ParsedOnce):
     env: str = NAS_V0
     """The environment every phase searches."""
 
-    def __post_init__(self) -> None:
-        self.typed  # noqa: B018 -- parse the options now: a bad one fails where the settings are made
-
     @cached_property
     def typed(self) -> ExperimentEnv:
         """``env_options`` parsed on every dataset, and each agent's on the first held-out one (the reward the report
@@ -130,10 +127,7 @@ def run_transfer(
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "transfer.json").write_text(json.dumps(asdict(settings), indent=2))
     machine = run_all_timed(plan(out_dir, settings), out_dir, progress, runs_at_once)
-    results = write_results(out_dir, settings)
-    results["machine"] = machine
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
-    return results
+    return write_results(out_dir, settings, machine)
 
 
 def plan(out_dir: Path, settings: TransferSettings) -> list[Run]:
@@ -181,7 +175,8 @@ def plan(out_dir: Path, settings: TransferSettings) -> list[Run]:
     return runs
 
 
-def write_results(out_dir: Path, settings: TransferSettings) -> dict[str, Any]:
+def write_results(out_dir: Path, settings: TransferSettings, machine: dict[str, Any] | None = None) -> dict[str, Any]:
+    """results.json, the plots and report.md from the phases' folders; ``machine``: what running them cost."""
     variants = settings.variants()
     runs = {
         dataset: {
@@ -215,6 +210,7 @@ def write_results(out_dir: Path, settings: TransferSettings) -> dict[str, Any]:
         "eval": rows,
         "train": training,
         "action_tests": tests,
+        "machine": machine,
     }
     (out_dir / "results.json").write_text(json.dumps(results, indent=2))
     labelled = {
